@@ -1,0 +1,250 @@
+"""The ``meshsync`` command.
+
+Plugins are loaded *before* click parses anything, because they contribute options to
+``meshsync run`` and subcommands to ``meshsync``. ``--config`` and ``MESHSYNC_DISABLE_PLUGINS`` are
+therefore read first, straight from argv and the environment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from meshsync_core import __version__
+from meshsync_core.api import build_engine
+from meshsync_core.components import Options
+from meshsync_core.errors import ConfigError, MeshSyncError
+from meshsync_core.logs import LEVELS, configure_logging
+from meshsync_core.plugin_manager import PluginManager, disabled_from_env
+from meshsync_core.settings import (
+    Duration,
+    as_list,
+    find_config_arg,
+    load_config_file,
+    normalise_go_flags,
+)
+
+#: Settings a config file may hold that are not ``run`` options.
+_CONFIG_ONLY_KEYS = {"disable_plugins"}
+
+
+def core_options() -> list[click.Option]:
+    """The options the core owns; every other option comes from a plugin."""
+    return [
+        click.Option(
+            ["--source", "-s"],
+            multiple=True,
+            help="Source to read from (default: k8s). Repeatable.",
+        ),
+        click.Option(
+            ["--output", "-o"],
+            multiple=True,
+            help="Sink to deliver to: any installed sink, 'broker' = 'nats' (default: nats). "
+            "Repeatable, or comma-separated.",
+        ),
+        click.Option(
+            ["--stop-after", "--stopAfter", "stop_after"],
+            type=Duration(),
+            help="Stop cleanly after this long, e.g. 30s, 5m, 1h30m (default: run until stopped).",
+        ),
+        click.Option(
+            ["--config", "-c"],
+            type=click.Path(dir_okay=False),
+            help="YAML file of settings: any option of this command by name, plus disable-plugins.",
+        ),
+        click.Option(
+            ["--log-level"],
+            type=click.Choice(LEVELS, case_sensitive=False),
+            help="Log level (default: info; DEBUG=true in the environment means debug).",
+        ),
+        click.Option(
+            ["--queue-size"],
+            type=click.IntRange(min=1),
+            default=4096,
+            show_default=True,
+            help="Events each sink may have waiting before sources are slowed down.",
+        ),
+    ]
+
+
+def build_run_command(manager: PluginManager) -> click.Command:
+    """``meshsync run`` with the core's options followed by every loaded plugin's."""
+    params: list[click.Parameter] = [*core_options(), *manager.options]
+
+    def run(**values: Any) -> int:
+        configure_logging(values.get("log_level"))
+        engine = build_engine(manager, Options(values), handle_signals=True)
+        result = asyncio.run(engine.run())
+        if result.exit_code:
+            error = MeshSyncError(result.reason)
+            error.exit_code = result.exit_code
+            raise error
+        return 0
+
+    return click.Command(
+        "run",
+        callback=run,
+        params=params,
+        help="Discover resources and deliver every change to the selected sinks.",
+        context_settings={"show_default": False, "max_content_width": 100},
+    )
+
+
+def parse_params(
+    command: click.Command, args: list[str], defaults: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Parse ``args`` for ``command`` with ``defaults`` as its default map (config or library)."""
+    known = {p.name for p in command.params if p.name}
+    unknown = sorted(set(defaults) - known - _CONFIG_ONLY_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(sorted(known))}"
+        )
+    default_map = normalise_defaults(command, defaults)
+    try:
+        ctx = command.make_context(command.name, list(args), default_map=default_map)
+    except click.UsageError as exc:
+        raise ConfigError(exc.format_message()) from None
+    return dict(ctx.params)
+
+
+def normalise_defaults(command: click.Command, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Config and library values as click expects defaults: lists for repeatable options."""
+    out: dict[str, Any] = {}
+    for param in command.params:
+        if param.name in values:
+            value = values[param.name]
+            if getattr(param, "multiple", False) and not isinstance(value, (list, tuple)):
+                value = as_list(value)
+            out[param.name] = value
+    return out
+
+
+def _plugins_command(manager: PluginManager) -> click.Group:
+    @click.group("plugins", help="Inspect installed plugins.")
+    def plugins() -> None:
+        pass
+
+    @plugins.command(
+        "list", help="List installed plugins, what they provide and whether they loaded."
+    )
+    @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+    def list_plugins(as_json: bool) -> None:
+        if as_json:
+            click.echo(json.dumps([info.as_dict() for info in manager.plugins], indent=2))
+            return
+        click.echo(format_plugin_table(manager))
+
+    return plugins
+
+
+def format_plugin_table(manager: PluginManager) -> str:
+    rows = [("NAME", "PACKAGE", "VERSION", "KINDS", "PROVIDES", "STATUS")]
+    for info in manager.plugins:
+        provides = (
+            ", ".join(
+                [
+                    *(f"source:{n}" for n in info.sources),
+                    *(f"transform:{n}" for n in info.transforms),
+                    *(f"sink:{n}" for n in info.sinks),
+                ]
+            )
+            or ", ".join(h.removeprefix("meshsync_") for h in info.hooks)
+            or "-"
+        )
+        rows.append(
+            (
+                info.name,
+                info.package,
+                info.version or "-",
+                ",".join(info.kinds) or "-",
+                provides,
+                info.status,
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
+        + "  "
+        + row[-1]
+        for row in rows
+    ]
+    for info in manager.plugins:
+        if info.error:
+            lines.append(f"\n{info.name} ({info.package}): {info.error}")
+    if not manager.plugins:
+        lines.append("(no plugins installed)")
+    return "\n".join(lines)
+
+
+def _version_text(manager: PluginManager) -> str:
+    lines = [f"meshsync {__version__}"]
+    for info in manager.plugins:
+        lines.append(f"  {info.name} ({info.package} {info.version}) {info.status}")
+    return "\n".join(lines)
+
+
+def build_cli(manager: PluginManager, config: Mapping[str, Any]) -> click.Group:
+    @click.group(
+        "meshsync",
+        help="MeshSync: discover everything in a Kubernetes cluster, watch it, and deliver every "
+        "change to Meshery Server (NATS), YAML snapshots, or any plugin sink.",
+        context_settings={"max_content_width": 100},
+    )
+    @click.version_option(__version__, message=_version_text(manager))
+    def cli() -> None:
+        pass
+
+    run = build_run_command(manager)
+    cli.add_command(run)
+    cli.add_command(_plugins_command(manager))
+    manager.add_commands(cli)
+    _check_config_keys(run, config)
+    cli.context_settings["default_map"] = {"run": normalise_defaults(run, config)}
+    return cli
+
+
+def _check_config_keys(run: click.Command, config: Mapping[str, Any]) -> None:
+    known = {p.name for p in run.params if p.name}
+    unknown = sorted(set(config) - known - _CONFIG_ONLY_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) in config file: {', '.join(unknown)}; "
+            f"known settings: {', '.join(sorted(known | _CONFIG_ONLY_KEYS))}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``meshsync`` command; returns the exit code."""
+    args = normalise_go_flags(list(sys.argv[1:] if argv is None else argv))
+    if args and args[0].startswith("-") and args[0] not in {"--help", "-h", "--version"}:
+        args = ["run", *args]  # Go MeshSync takes its flags with no subcommand
+    configure_logging("warning")
+    try:
+        config_path = find_config_arg(args)
+        config = load_config_file(config_path) if config_path else {}
+        disabled = disabled_from_env() | set(as_list(config.get("disable_plugins")))
+        manager = PluginManager.from_entry_points(disabled=disabled)
+        cli = build_cli(manager, config)
+        result = cli.main(args=args, prog_name="meshsync", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        return 130
+    except MeshSyncError as exc:
+        click.echo(f"meshsync: error: {exc}", err=True)
+        return exc.exit_code
+    return result if isinstance(result, int) else 0
+
+
+def entry() -> None:
+    sys.exit(main())

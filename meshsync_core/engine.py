@@ -1,0 +1,360 @@
+"""The asyncio engine: sources -> transforms -> one bounded queue per sink -> sinks.
+
+Data flow for one event::
+
+    source.run() --ctx.emit(e)--> transforms --+--> queue[sink A] --> worker A --> A.deliver([...])
+                     (in order, may drop) +--> queue[sink B] --> worker B --> B.deliver([...])
+
+``emit`` waits while any sink queue is full, so the slowest sink slows the sources down instead
+of memory growing. Each sink worker takes whatever is queued (up to ``batch_size``) and delivers
+it as one batch. A transform or sink that raises is logged with its name and counted; the event
+(transform) or batch (sink) is lost for it alone and everything else goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+from meshsync_core.components import Sink, Source, Transform
+from meshsync_core.errors import MeshSyncError, StartupError
+from meshsync_core.events import Event, EventType, synced_marker
+
+log = logging.getLogger("meshsync.engine")
+
+_STOP = object()  # queue sentinel: no more events for this sink
+
+
+@dataclass
+class EngineStats:
+    """Counters a run keeps; the metrics endpoint and tests read them."""
+
+    emitted: Counter[str] = field(default_factory=Counter)  # per source
+    delivered: Counter[str] = field(default_factory=Counter)  # per sink
+    dropped_by_transform: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)  # per component name
+    max_queue_depth: Counter[str] = field(default_factory=Counter)  # per sink
+    initial_sync_seconds: float | None = None
+
+
+@dataclass
+class RunResult:
+    """How a run ended: ``exit_code`` 0 for a clean stop."""
+
+    exit_code: int
+    reason: str
+    stats: EngineStats
+
+
+class _SinkLane:
+    """One sink, its queue and its worker task."""
+
+    def __init__(self, sink: Sink, queue_size: int) -> None:
+        self.sink = sink
+        self.queue: asyncio.Queue[object] = asyncio.Queue(maxsize=queue_size)
+        self.task: asyncio.Task[None] | None = None
+        self.name = sink.name or type(sink).__name__
+
+
+class _SourceContext:
+    def __init__(self, engine: Engine, source: Source) -> None:
+        self._engine = engine
+        self._name = source.name
+        self.log = source.log
+        self._synced = False
+
+    async def emit(self, event: Event) -> None:
+        engine = self._engine
+        if not event.source:
+            event.source = self._name
+        engine.stats.emitted[self._name] += 1
+        if engine.transforms:
+            event = engine.apply_transforms(event)  # type: ignore[assignment]
+            if event is None:
+                return
+        for lane in engine.lanes:
+            await lane.queue.put(event)
+        engine._since_yield += 1
+        if engine._since_yield >= 256:
+            # A source that never waits on I/O would otherwise starve the sink workers.
+            engine._since_yield = 0
+            await asyncio.sleep(0)
+
+    def initial_sync_complete(self) -> None:
+        if self._synced:
+            return
+        self._synced = True
+        self._engine._source_synced(self._name)
+
+
+class _SinkContext:
+    def __init__(self, engine: Engine, sink: Sink) -> None:
+        self._engine = engine
+        self.log = sink.log
+
+    def request_stop(self, reason: str) -> None:
+        self._engine.stop(reason)
+
+    async def request_resync(self) -> None:
+        await asyncio.gather(*(source.resync() for source in self._engine.sources))
+
+    async def current_state(self) -> AsyncIterator[Event]:
+        for source in self._engine.sources:
+            iterator = source.current_state()
+            if iterator is None:
+                continue
+            async for event in iterator:
+                if not event.source:
+                    event.source = source.name
+                transformed = self._engine.apply_transforms(event)
+                if transformed is not None:
+                    yield transformed
+
+    @property
+    def synced(self) -> bool:
+        return self._engine.synced.is_set()
+
+
+class Engine:
+    """Runs given source, transform and sink instances until stopped.
+
+    ``stop_after`` (seconds) ends the run cleanly; so do :meth:`stop`, SIGINT and SIGTERM (when
+    ``handle_signals``), a sink calling ``ctx.request_stop``, and every source returning.
+    """
+
+    def __init__(
+        self,
+        sources: Sequence[Source],
+        sinks: Sequence[Sink],
+        transforms: Sequence[Transform] = (),
+        *,
+        queue_size: int = 4096,
+        batch_size: int = 500,
+        stop_after: float | None = None,
+        shutdown_timeout: float = 30.0,
+        handle_signals: bool = False,
+    ) -> None:
+        if not sources:
+            raise ValueError("the engine needs at least one source")
+        self.sources = list(sources)
+        self.transforms = sorted(transforms, key=lambda t: (t.order, t.name))
+        self.lanes = [_SinkLane(sink, queue_size) for sink in sinks]
+        self.batch_size = batch_size
+        self.stop_after = stop_after
+        self.shutdown_timeout = shutdown_timeout
+        self.handle_signals = handle_signals
+        self.stats = EngineStats()
+        self.synced = asyncio.Event()
+        self._stop_requested = asyncio.Event()
+        self._stop_reason = ""
+        self._unsynced = {source.name for source in self.sources}
+        self._since_yield = 0
+        self._started_at = 0.0
+        self._pending: set[asyncio.Future[None]] = set()
+
+    # -- public ----------------------------------------------------------------------------
+
+    def stop(self, reason: str = "stop requested") -> None:
+        """Ask the run to end cleanly; safe to call from signal handlers and several times."""
+        if not self._stop_requested.is_set():
+            self._stop_reason = reason
+            self._stop_requested.set()
+
+    @property
+    def ready(self) -> bool:
+        """Every source has synced and every sink says it can deliver."""
+        return self.synced.is_set() and all(lane.sink.ready for lane in self.lanes)
+
+    def apply_transforms(self, event: Event) -> Event | None:
+        for transform in self.transforms:
+            try:
+                result = transform(event)
+            except Exception:
+                self.stats.errors[transform.name] += 1
+                transform.log.exception(
+                    "transform %r failed on %s", transform.name, event.describe()
+                )
+                return None
+            if result is None:
+                self.stats.dropped_by_transform[transform.name] += 1
+                return None
+            event = result
+        return event
+
+    async def run(self) -> RunResult:
+        """Open everything, run until a stop condition, then flush and close every sink."""
+        self._started_at = time.monotonic()
+        try:
+            await self._open_all()
+        except MeshSyncError as exc:
+            await self._close_all()
+            return RunResult(exc.exit_code, str(exc), self.stats)
+        for lane in self.lanes:
+            lane.task = asyncio.create_task(self._sink_worker(lane), name=f"sink:{lane.name}")
+        source_tasks = [
+            asyncio.create_task(self._run_source(source), name=f"source:{source.name}")
+            for source in self.sources
+        ]
+        removers = self._install_signal_handlers() if self.handle_signals else []
+        exit_code = 0
+        try:
+            stop_wait = asyncio.create_task(self._stop_requested.wait())
+            sources_done = asyncio.gather(*source_tasks, return_exceptions=True)
+            await asyncio.wait(
+                [stop_wait, sources_done],
+                timeout=self.stop_after,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not self._stop_requested.is_set():
+                if sources_done.done():
+                    failed = [r for r in sources_done.result() if isinstance(r, BaseException)]
+                    if failed and len(failed) == len(source_tasks):
+                        exit_code = 1
+                        self._stop_reason = f"every source failed: {failed[0]}"
+                    else:
+                        self._stop_reason = "sources finished"
+                else:
+                    self._stop_reason = f"--stop-after {self.stop_after:g}s elapsed"
+            stop_wait.cancel()
+        finally:
+            for remove in removers:
+                remove()
+            for task in source_tasks:
+                task.cancel()
+            await asyncio.gather(*source_tasks, return_exceptions=True)
+            await self._drain_sinks()
+            await self._close_all()
+        log.info("stopped: %s", self._stop_reason)
+        return RunResult(exit_code, self._stop_reason, self.stats)
+
+    # -- internals -------------------------------------------------------------------------
+
+    async def _open_all(self) -> None:
+        for lane in self.lanes:
+            await _open_component(lane.sink, lane.sink.open(_SinkContext(self, lane.sink)))
+        for source in self.sources:
+            await _open_component(source, source.open())
+
+    async def _close_all(self) -> None:
+        for component in [*self.sources, *(lane.sink for lane in self.lanes)]:
+            try:
+                await component.close()
+            except Exception:
+                self.stats.errors[component.name] += 1
+                component.log.exception("%r failed to close", component.name)
+
+    async def _run_source(self, source: Source) -> None:
+        ctx = _SourceContext(self, source)
+        try:
+            await source.run(ctx)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.stats.errors[source.name] += 1
+            source.log.exception("source %r failed", source.name)
+            self._source_synced(source.name)  # a dead source must not hold readiness back
+            raise exc
+
+    def _source_synced(self, name: str) -> None:
+        if name not in self._unsynced:
+            return
+        self._unsynced.discard(name)
+        if not self._unsynced:
+            self.stats.initial_sync_seconds = time.monotonic() - self._started_at
+            self.synced.set()
+            marker = synced_marker(name)
+            for lane in self.lanes:
+                # Never blocks for long: the marker waits behind at most queue_size events.
+                task = asyncio.ensure_future(lane.queue.put(marker))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    async def _sink_worker(self, lane: _SinkLane) -> None:
+        queue, sink, stats = lane.queue, lane.sink, self.stats
+        batch: list[Event] = []
+        while True:
+            depth = queue.qsize()
+            if depth > stats.max_queue_depth[lane.name]:
+                stats.max_queue_depth[lane.name] = depth
+            item = await queue.get()
+            stop = item is _STOP
+            synced = False
+            if not stop:
+                if item.type is EventType.SYNCED:  # type: ignore[attr-defined]
+                    synced = True
+                else:
+                    batch.append(item)  # type: ignore[arg-type]
+                while not stop and not synced and len(batch) < self.batch_size and queue.qsize():
+                    item = queue.get_nowait()
+                    if item is _STOP:
+                        stop = True
+                    elif item.type is EventType.SYNCED:  # type: ignore[attr-defined]
+                        synced = True
+                    else:
+                        batch.append(item)  # type: ignore[arg-type]
+            if batch:
+                try:
+                    await sink.deliver(batch)
+                    stats.delivered[lane.name] += len(batch)
+                except Exception:
+                    stats.errors[lane.name] += 1
+                    sink.log.exception(
+                        "sink %r failed to deliver %d event(s)", lane.name, len(batch)
+                    )
+                batch = []
+            if synced:
+                try:
+                    await sink.on_synced()
+                except Exception:
+                    stats.errors[lane.name] += 1
+                    sink.log.exception("sink %r failed in on_synced", lane.name)
+            if stop:
+                return
+
+    async def _drain_sinks(self) -> None:
+        """Let every sink deliver what is queued, bounded by ``shutdown_timeout``."""
+
+        async def finish(lane: _SinkLane) -> None:
+            await lane.queue.put(_STOP)
+            if lane.task is not None:
+                await lane.task
+
+        lanes = [lane for lane in self.lanes if lane.task is not None]
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(finish(lane) for lane in lanes)), timeout=self.shutdown_timeout
+            )
+        except asyncio.TimeoutError:
+            log.error("sinks did not finish within %gs; closing anyway", self.shutdown_timeout)
+            for lane in lanes:
+                if lane.task is not None:
+                    lane.task.cancel()
+            await asyncio.gather(
+                *(lane.task for lane in lanes if lane.task), return_exceptions=True
+            )
+
+    def _install_signal_handlers(self) -> list[object]:
+        loop = asyncio.get_running_loop()
+        removers = []
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(
+                    signum, self.stop, f"received {signal.Signals(signum).name}"
+                )
+                removers.append(lambda s=signum: loop.remove_signal_handler(s))
+        return removers
+
+
+async def _open_component(component: Source | Sink, opening: object) -> None:
+    try:
+        await opening  # type: ignore[misc]
+    except MeshSyncError:
+        raise
+    except Exception as exc:
+        raise StartupError(f"{component.name}: {exc}") from exc

@@ -1,0 +1,3 @@
+"""MeshSync file sink plugin."""
+
+__version__ = "0.1.0"

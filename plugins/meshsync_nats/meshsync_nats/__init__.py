@@ -1,0 +1,3 @@
+"""MeshSync nats sink plugin."""
+
+__version__ = "0.1.0"
