@@ -75,6 +75,6 @@ def redaction_options() -> list[click.Option]:
             default=True,
             show_default=True,
             envvar="MESHSYNC_REDACT_SECRETS",
-            help="[k8s] Replace Secret values with [REDACTED] in every sink (env MESHSYNC_REDACT_SECRETS).",
+            help="[k8s] Replace Secret values with [REDACTED] in every sink.",
         )
     ]
