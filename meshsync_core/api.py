@@ -86,6 +86,7 @@ def build_engine(
         transforms=[t for t in transforms if isinstance(t, Transform)],
         queue_size=int(options.get("queue_size") or 4096),
         stop_after=options.get("stop_after"),
+        once=bool(options.get("once")),
         handle_signals=handle_signals,
     )
 

@@ -53,6 +53,13 @@ def core_options() -> list[click.Option]:
             help="Stop cleanly after this long, e.g. 30s, 5m, 1h30m (default: run until stopped).",
         ),
         click.Option(
+            ["--once"],
+            is_flag=True,
+            default=False,
+            help="Stop as soon as the initial state has been delivered to every sink "
+            "(e.g. one snapshot file).",
+        ),
+        click.Option(
             ["--config", "-c"],
             type=click.Path(dir_okay=False),
             help="YAML file of settings: any option of this command by name, plus disable-plugins.",

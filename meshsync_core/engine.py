@@ -125,7 +125,8 @@ class Engine:
     """Runs given source, transform and sink instances until stopped.
 
     ``stop_after`` (seconds) ends the run cleanly; so do :meth:`stop`, SIGINT and SIGTERM (when
-    ``handle_signals``), a sink calling ``ctx.request_stop``, and every source returning.
+    ``handle_signals``), a sink calling ``ctx.request_stop``, every source returning, and with
+    ``once`` every sink having received the initial state.
     """
 
     def __init__(
@@ -139,6 +140,7 @@ class Engine:
         stop_after: float | None = None,
         shutdown_timeout: float = 30.0,
         handle_signals: bool = False,
+        once: bool = False,
     ) -> None:
         if not sources:
             raise ValueError("the engine needs at least one source")
@@ -149,6 +151,8 @@ class Engine:
         self.stop_after = stop_after
         self.shutdown_timeout = shutdown_timeout
         self.handle_signals = handle_signals
+        self.once = once
+        self._lanes_synced = 0
         self.stats = EngineStats()
         self.synced = asyncio.Event()
         self._stop_requested = asyncio.Event()
@@ -314,6 +318,9 @@ class Engine:
                 except Exception:
                     stats.errors[lane.name] += 1
                     sink.log.exception("sink %r failed in on_synced", lane.name)
+                self._lanes_synced += 1
+                if self.once and self._lanes_synced == len(self.lanes):
+                    self.stop("initial sync complete (--once)")
             if stop:
                 return
 
