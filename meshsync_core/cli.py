@@ -181,9 +181,10 @@ def format_plugin_table(manager: PluginManager) -> str:
         + row[-1]
         for row in rows
     ]
-    for info in manager.plugins:
-        if info.error:
-            lines.append(f"\n{info.name} ({info.package}): {info.error}")
+    failures = [info for info in manager.plugins if info.error]
+    if failures:
+        lines.append("")
+        lines.extend(f"{info.name} ({info.package}): {info.error}" for info in failures)
     if not manager.plugins:
         lines.append("(no plugins installed)")
     return "\n".join(lines)
@@ -229,8 +230,6 @@ def _check_config_keys(run: click.Command, config: Mapping[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``meshsync`` command; returns the exit code."""
     args = normalise_go_flags(list(sys.argv[1:] if argv is None else argv))
-    if args and args[0].startswith("-") and args[0] not in {"--help", "-h", "--version"}:
-        args = ["run", *args]  # Go MeshSync takes its flags with no subcommand
     configure_logging("warning")
     try:
         config_path = find_config_arg(args)
@@ -238,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         disabled = disabled_from_env() | set(as_list(config.get("disable_plugins")))
         manager = PluginManager.from_entry_points(disabled=disabled)
         cli = build_cli(manager, config)
+        if args and args[0] not in cli.commands and args[0] not in {"--help", "-h", "--version"}:
+            args = ["run", *args]  # Go MeshSync takes its flags with no subcommand
         result = cli.main(args=args, prog_name="meshsync", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return exc.exit_code

@@ -241,9 +241,13 @@ class Engine:
 
     async def _open_all(self) -> None:
         for lane in self.lanes:
+            log.debug("opening sink %r", lane.name)
             await _open_component(lane.sink, lane.sink.open(_SinkContext(self, lane.sink)))
         for source in self.sources:
+            log.debug("opening source %r", source.name)
             await _open_component(source, source.open())
+        names = ", ".join(t.name for t in self.transforms) or "none"
+        log.debug("transforms in order: %s", names)
 
     async def _close_all(self) -> None:
         for component in [*self.sources, *(lane.sink for lane in self.lanes)]:

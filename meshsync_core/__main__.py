@@ -1,0 +1,5 @@
+"""``python -m meshsync_core`` runs the ``meshsync`` command."""
+
+from meshsync_core.cli import entry
+
+entry()
