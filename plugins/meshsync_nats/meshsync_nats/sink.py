@@ -1,0 +1,530 @@
+"""``NatsSink``: delivers every change to Meshery Server over NATS, without silent loss.
+
+How a change travels::
+
+    deliver([...]) --live--> publish (no flush per message) --> unconfirmed segment
+                   \\--NATS down--> PendingBuffer (bounded, coalescing) --reconnect--> publish
+
+Core NATS has no acknowledgement, so the sink confirms with a PING/PONG round trip (nats-py
+``flush``) in a background task, never per message. Whatever was published but not confirmed
+when the connection drops (plus a short window of recently confirmed changes the server may not
+have forwarded yet) goes back into the pending buffer and is sent again after reconnecting,
+after ``--nats-resend-delay`` so that subscribers such as Meshery Server have reconnected too.
+If the buffer ever had to drop a state, the sink asks the sources to resync once NATS is back,
+so the consumer still ends up with the current state.
+
+With ``--nats-jetstream`` every change is published into a JetStream stream with a
+``Nats-Msg-Id`` for de-duplication, and ``deliver`` waits for the acknowledgements; anything not
+acknowledged is kept and sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from typing import Any
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import api as js_api
+
+from meshsync_core import ConfigError, Event, Options, Sink, SinkContext
+from meshsync_core import __version__ as core_version
+from meshsync_nats import wire
+from meshsync_nats.connection import ConnectionSettings, mask_url
+from meshsync_nats.pending import PendingBuffer
+from meshsync_nats.requests import QUEUE_GROUP, SUBJECT_REQUEST, RequestHandler
+
+#: Recently confirmed changes are re-sent after a reconnect: the server may have taken them but
+#: died before forwarding them to subscribers.
+REPLAY_WINDOW = 0.5
+#: Events published per step when emptying the pending buffer.
+PUMP_BATCH = 500
+_RETENTIONS = {p.value: p for p in js_api.RetentionPolicy}
+_SEND_ERRORS = (
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.StaleConnectionError,
+    ConnectionError,
+)
+
+
+def msg_id(event: Event) -> str:
+    """JetStream de-duplication id: ``<uid>|<resourceVersion>|<event>``."""
+    return f"{event.uid}|{event.resource_version}|{event.type.value}"
+
+
+class NatsSink(Sink):
+    """Publishes changes on ``meshery.meshsync.core`` and answers Meshery's requests."""
+
+    name = "nats"
+    aliases = ("broker",)
+    description = "publish changes to NATS for Meshery Server (Go MeshSync's wire contract)"
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        self.meshery_ids = bool(options.get("meshery_ids", False))
+        self.jetstream = bool(options.get("nats_jetstream", False))
+        self.stream = str(options.get("nats_stream") or "MESHSYNC")
+        self.retention = str(options.get("nats_stream_retention") or "limits").lower()
+        self.max_age = float(options.get("nats_stream_max_age") or 0.0)
+        self.ack_timeout = float(options.get("nats_ack_timeout") or 5.0)
+        delay = options.get("nats_resend_delay")
+        self.resend_delay = 2.0 if delay is None else float(delay)
+        capacity = int(options.get("nats_buffer_size") or 10_000)
+        self.pending = PendingBuffer(max(capacity, 1), keep_all=self.jetstream)
+        self.settings: ConnectionSettings | None = None
+        self.nc = NATS()
+        self.stats: Counter[str] = Counter()
+        self._ctx: SinkContext | None = None
+        self._requests: RequestHandler | None = None
+        self._js: Any = None
+        self._live = False  # connected and nothing pending: publish directly
+        self._closing = False
+        self._pumping = False
+        self._resync_needed = False
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._connector: asyncio.Task[None] | None = None
+        self._confirmer: asyncio.Task[None] | None = None
+        self._confirm_wake = asyncio.Event()
+        self._segment: list[Event] = []  # published, not yet part of a confirmation
+        self._sealed: list[list[Event]] = []  # waiting for the PONG of a flush
+        self._recent: deque[tuple[float, list[Event]]] = deque()  # confirmed lately
+        self._failures = 0
+        self._last_failure_log = 0.0
+        self._auth_logged = False
+        self._dropped_reported = 0
+        self._last_warned: dict[str, float] = {}
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self, ctx: SinkContext) -> None:
+        """Validate settings (a ConfigError is one line, exit 2) and start connecting in the
+        background: with NATS down the run goes on, buffering, and retries forever."""
+        self._ctx = ctx
+        self.settings = ConnectionSettings.from_options(self.options)
+        if self.jetstream and self.retention not in _RETENTIONS:
+            raise ConfigError(
+                f"--nats-stream-retention must be one of {', '.join(_RETENTIONS)}, "
+                f"not {self.retention!r}"
+            )
+        self._requests = RequestHandler(
+            log=self.log,
+            publish=self._publish_reply,
+            current_state=ctx.current_state,
+            request_resync=ctx.request_resync,
+            version=core_version,
+            meshery_ids=self.meshery_ids,
+        )
+        self.log.info(
+            "connecting to NATS at %s%s", self.settings.display, " (JetStream)" * self.jetstream
+        )
+        self._connector = asyncio.create_task(self._connect(), name="nats:connect")
+        if not self.jetstream:
+            self._confirmer = asyncio.create_task(self._confirm_loop(), name="nats:confirm")
+
+    @property
+    def ready(self) -> bool:
+        """Connected, and every source has finished its initial sync."""
+        return self.nc.is_connected and self._ctx is not None and self._ctx.synced
+
+    async def on_synced(self) -> None:
+        self.log.info(
+            "initial state handed to NATS (%d published, %d buffered)",
+            self.stats["published"],
+            len(self.pending),
+        )
+
+    async def close(self) -> None:
+        """Send what is still pending (bounded), then close the connection."""
+        if self._connector is not None and not self._connector.done():
+            self._connector.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._connector
+        if self.nc.is_connected:
+            try:
+                await asyncio.wait_for(self._final_flush(), timeout=self.ack_timeout + 5.0)
+            except (asyncio.TimeoutError, *_SEND_ERRORS, nats.errors.Error) as exc:
+                self.log.warning("could not flush to NATS at shutdown: %s", exc or "timeout")
+        self._closing = True
+        if self.pending:
+            self.log.warning(
+                "%d change(s) could not be delivered to NATS before shutdown", len(self.pending)
+            )
+        for task in [self._confirmer, *self._tasks]:
+            if task is not None:
+                task.cancel()
+        await asyncio.gather(
+            *(t for t in [self._confirmer, *self._tasks] if t is not None),
+            return_exceptions=True,
+        )
+        with contextlib.suppress(Exception):
+            await self.nc.close()
+        self.log.info(
+            "NATS sink closed: %d published, %d coalesced, %d dropped",
+            self.stats["published"],
+            self.pending.coalesced,
+            self.pending.dropped,
+        )
+
+    async def _final_flush(self) -> None:
+        async with self._lock:
+            while self.pending and self.nc.is_connected:
+                failed = await self._publish_batch(self.pending.drain(PUMP_BATCH))
+                if failed:
+                    self.pending.add_older(failed)
+                    break
+            await self.nc.flush(timeout=max(int(self.ack_timeout), 1))
+            self._segment, self._sealed = [], []
+
+    # -- connection ------------------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        assert self.settings is not None
+        await self.nc.connect(
+            **self.settings.kwargs(),
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
+        self._failures = 0
+        self._auth_logged = False
+        self.log.info("connected to NATS at %s", self._current_url())
+        await self.nc.subscribe(SUBJECT_REQUEST, queue=QUEUE_GROUP, cb=self._on_request)
+        if self.jetstream:
+            await self._ensure_stream()
+        await self._pump()
+
+    def _current_url(self) -> str:
+        url = self.nc.connected_url
+        return mask_url(url.geturl()) if url is not None else "?"
+
+    async def _ensure_stream(self) -> None:
+        """Create the stream if it is missing; an existing one is used as it is."""
+        jsm = self.nc.jsm()
+        try:
+            info = await jsm.stream_info(self.stream)
+        except nats.js.errors.NotFoundError:
+            await jsm.add_stream(
+                name=self.stream,
+                subjects=[wire.SUBJECT_CORE],
+                retention=_RETENTIONS[self.retention],
+                max_age=self.max_age or None,
+                storage=js_api.StorageType.FILE,
+                duplicate_window=120.0,
+            )
+            self.log.info(
+                "created JetStream stream %s (%s retention) for %s",
+                self.stream,
+                self.retention,
+                wire.SUBJECT_CORE,
+            )
+            return
+        except Exception as exc:
+            self.log.error(
+                "JetStream is not available on this NATS server (%s); changes stay buffered "
+                "and are retried: enable JetStream (nats-server -js) or drop --nats-jetstream",
+                exc,
+            )
+            return
+        subjects = info.config.subjects or []
+        if wire.SUBJECT_CORE not in subjects:
+            self.log.warning(
+                "JetStream stream %s exists but does not capture %s (subjects: %s)",
+                self.stream,
+                wire.SUBJECT_CORE,
+                ", ".join(subjects),
+            )
+
+    async def _on_error(self, exc: Exception) -> None:
+        text = str(exc) or type(exc).__name__
+        lowered = text.lower()
+        assert self.settings is not None
+        if (
+            isinstance(exc, nats.errors.AuthorizationError)
+            or "authoriz" in lowered
+            or ("authentication" in lowered)
+        ):
+            if not self._auth_logged:
+                self._auth_logged = True
+                self.log.error(
+                    "NATS at %s rejected the credentials (%s): check --nats-user/"
+                    "--nats-password, --nats-token, --nats-creds or --nats-nkey-seed; "
+                    "retrying quietly every %gs in case the server side is fixed",
+                    self.settings.display,
+                    text.strip("'"),
+                    self.settings.reconnect_wait,
+                )
+            else:
+                self.log.debug("NATS still rejects the credentials: %s", text)
+            return
+        if not self.nc.is_connected:
+            self._failures += 1
+            now = time.monotonic()
+            if self._failures <= 5 or now - self._last_failure_log >= 60.0:
+                self._last_failure_log = now
+                self.log.warning(
+                    "cannot reach NATS at %s (%s); retrying every %gs, forever "
+                    "(attempt %d, %d change(s) buffered)",
+                    self.settings.display,
+                    text,
+                    self.settings.reconnect_wait,
+                    self._failures,
+                    len(self.pending),
+                )
+            return
+        self._warn_limited(f"NATS error: {text}")
+
+    async def _on_disconnected(self) -> None:
+        if self._closing:
+            return
+        self._live = False
+        self.stats["disconnects"] += 1
+        self._requeue_unconfirmed()
+        self.log.warning(
+            "lost the connection to NATS; buffering changes (up to %d objects) until it is back",
+            self.pending.capacity,
+        )
+
+    async def _on_reconnected(self) -> None:
+        self._failures = 0
+        self._auth_logged = False
+        self.stats["reconnects"] += 1
+        self.log.info(
+            "reconnected to NATS at %s; re-sending %d buffered change(s) in %gs",
+            self._current_url(),
+            len(self.pending),
+            self.resend_delay,
+        )
+        self._spawn(self._resume())
+
+    async def _resume(self) -> None:
+        if self.resend_delay > 0 and not self.jetstream:
+            # Subscribers (Meshery Server) reconnect too; core NATS drops what they miss.
+            await asyncio.sleep(self.resend_delay)
+        await self._pump()
+
+    def _requeue_unconfirmed(self) -> None:
+        """Everything not known to be through goes back in front of the pending buffer."""
+        cutoff = time.monotonic() - REPLAY_WINDOW
+        older: list[Event] = []
+        for confirmed_at, segment in self._recent:
+            if confirmed_at >= cutoff:
+                older.extend(segment)
+        for segment in self._sealed:
+            older.extend(segment)
+        older.extend(self._segment)
+        self._recent.clear()
+        self._sealed = []
+        self._segment = []
+        if older:
+            self.pending.add_older(older)
+            self._note_drops()
+
+    # -- delivery --------------------------------------------------------------------------
+
+    async def deliver(self, events: Sequence[Event]) -> None:
+        if not self._live or self.pending:
+            self._buffer(events)
+            return
+        async with self._lock:
+            failed = await self._publish_batch(events)
+        if failed:
+            self._buffer(failed)
+
+    def _buffer(self, events: Sequence[Event]) -> None:
+        self.pending.extend(events)
+        self._note_drops()
+        if self._live and self.nc.is_connected:
+            self._live = False
+            self._spawn(self._pump())
+
+    def _note_drops(self) -> None:
+        dropped = self.pending.dropped
+        if dropped > self._dropped_reported:
+            self._resync_needed = True
+            self._warn_limited(
+                "NATS buffer full (%d objects): dropped the oldest pending state of %d "
+                "object(s) so far; a resync follows once NATS is back",
+                self.pending.capacity,
+                dropped,
+                key="buffer-full",
+            )
+            self._dropped_reported = dropped
+
+    async def _pump(self) -> None:
+        """Empty the pending buffer in order, then go live; retry with backoff on failure."""
+        if self._pumping:
+            return
+        self._pumping = True
+        backoff = 0.5
+        try:
+            while not self._closing and self.nc.is_connected:
+                async with self._lock:
+                    if not self.pending:
+                        self._live = True
+                        break
+                    failed = await self._publish_batch(self.pending.drain(PUMP_BATCH))
+                    if failed:
+                        self.pending.add_older(failed)
+                if failed:
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 10.0)
+                else:
+                    backoff = 0.5
+        finally:
+            self._pumping = False
+        if self._live and self._resync_needed and self._ctx is not None:
+            self._resync_needed = False
+            self.log.warning(
+                "changes were dropped while NATS was unreachable; asking the sources to resync"
+            )
+            await self._ctx.request_resync()
+
+    async def _publish_batch(self, events: Sequence[Event]) -> list[Event]:
+        """Publish in order; return the events that could not be sent (from the first failure)."""
+        if self.jetstream:
+            return await self._publish_jetstream(events)
+        nc = self.nc
+        publish = nc.publish
+        envelope = wire.envelope
+        meshery_ids = self.meshery_ids
+        segment = self._segment
+        sent = 0
+        for index, event in enumerate(events):
+            if not nc.is_connected:
+                self.stats["published"] += sent
+                return list(events[index:])
+            try:
+                payload = envelope(
+                    event.type.value, event.object, event.cluster_id, meshery_ids=meshery_ids
+                )
+                await publish(wire.SUBJECT_CORE, payload)
+            except _SEND_ERRORS:
+                self.stats["published"] += sent
+                return list(events[index:])
+            except Exception as exc:
+                self._unsendable(event, exc)
+                continue
+            segment.append(event)
+            sent += 1
+        self.stats["published"] += sent
+        self._confirm_wake.set()
+        return []
+
+    def _unsendable(self, event: Event, exc: Exception) -> None:
+        """An event that can never be sent (too big for the server, not encodable)."""
+        self.stats["unsendable"] += 1
+        self.log.error("cannot publish %s to NATS: %s; skipped", event.describe(), exc)
+
+    async def _publish_jetstream(self, events: Sequence[Event]) -> list[Event]:
+        if self._js is None:  # one context: it owns the reply subscription for the acks
+            self._js = self.nc.jetstream(timeout=self.ack_timeout)
+        js = self._js
+        envelope = wire.envelope
+        futures: list[tuple[Event, asyncio.Future[Any]]] = []
+        rest: list[Event] = []
+        for index, event in enumerate(events):
+            if not self.nc.is_connected:
+                rest = list(events[index:])
+                break
+            try:
+                payload = envelope(
+                    event.type.value, event.object, event.cluster_id, meshery_ids=self.meshery_ids
+                )
+                future = await js.publish_async(
+                    wire.SUBJECT_CORE,
+                    payload,
+                    wait_stall=self.ack_timeout,
+                    headers={"Nats-Msg-Id": msg_id(event)},
+                )
+            except (*_SEND_ERRORS, nats.js.errors.TooManyStalledMsgsError):
+                rest = list(events[index:])
+                break
+            except Exception as exc:
+                self._unsendable(event, exc)
+                continue
+            futures.append((event, future))
+        if futures:
+            _, not_done = await asyncio.wait([f for _, f in futures], timeout=self.ack_timeout)
+            for future in not_done:
+                future.cancel()
+        failed: list[Event] = []
+        acked = 0
+        for event, future in futures:
+            if future.cancelled() or future.exception() is not None:
+                failed.append(event)
+                if not future.cancelled():
+                    self._warn_limited(
+                        f"JetStream did not accept a change: {future.exception()}", key="js-nack"
+                    )
+            else:
+                acked += 1
+        self.stats["published"] += acked
+        if failed:
+            self.stats["ack_failures"] += len(failed)
+        return failed + rest
+
+    # -- confirmation (core NATS) -------------------------------------------------------------
+
+    async def _confirm_loop(self) -> None:
+        """PING/PONG behind the publishes: what a PONG covers has reached the server."""
+        while True:
+            await self._confirm_wake.wait()
+            self._confirm_wake.clear()
+            if not self._segment or not self.nc.is_connected:
+                continue
+            segment, self._segment = self._segment, []
+            self._sealed.append(segment)
+            try:
+                await self.nc.flush(timeout=max(int(self.ack_timeout), 1))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Disconnected (the callback re-queues every sealed segment) or slow: a later
+                # PONG confirms this segment too, since PONGs come back in order.
+                continue
+            now = time.monotonic()
+            while self._sealed:
+                done = self._sealed.pop(0)
+                self._recent.append((now, done))
+                if done is segment:
+                    break
+            cutoff = now - REPLAY_WINDOW
+            while self._recent and self._recent[0][0] < cutoff:
+                self._recent.popleft()
+
+    # -- requests --------------------------------------------------------------------------
+
+    async def _on_request(self, msg: Msg) -> None:
+        # Each request in its own task: a long informer-store answer must not hold up others.
+        if self._requests is not None:
+            self._spawn(self._requests.handle(msg.data))
+
+    async def _publish_reply(self, subject: str, data: bytes) -> None:
+        await self.nc.publish(subject, data)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _warn_limited(self, message: str, *args: Any, key: str | None = None) -> None:
+        """A warning at most once a minute per key; repeats go to debug."""
+        key = key or message
+        now = time.monotonic()
+        if now - self._last_warned.get(key, -1e9) >= 60.0:
+            self._last_warned[key] = now
+            self.log.warning(message, *args)
+        else:
+            self.log.debug(message, *args)
