@@ -91,6 +91,30 @@ def build_engine(
     )
 
 
+async def serve(engine: Engine, options: Options) -> RunResult:
+    """Run an engine with its health/metrics endpoint (``--health-port``, 0 = none)."""
+    from meshsync_core.health import HealthServer
+
+    port = options.get("health_port")
+    server = None
+    if port:
+        server = HealthServer(
+            engine,
+            options.get("health_host") or "0.0.0.0",
+            int(port),
+            float(options.get("stuck_after") or 300.0),
+        )
+        try:
+            await server.start()
+        except MeshSyncError as exc:
+            return RunResult(exc.exit_code, str(exc), engine.stats)
+    try:
+        return await engine.run()
+    finally:
+        if server is not None:
+            await server.stop()
+
+
 async def arun(
     *,
     source: str | Sequence[str] = "k8s",
@@ -102,15 +126,15 @@ async def arun(
     """Run until a stop condition; configuration errors come back as a non-zero ``RunResult``."""
     try:
         manager = manager or PluginManager.from_entry_points()
-        values = {**(options or {}), "source": as_list(source), "output": list(outputs)}
-        engine = build_engine(
-            manager, resolve_options(manager, values), handle_signals=handle_signals
-        )
+        values = {"health_port": 0, **(options or {})}
+        values.update(source=as_list(source), output=list(outputs))
+        resolved = resolve_options(manager, values)
+        engine = build_engine(manager, resolved, handle_signals=handle_signals)
     except MeshSyncError as exc:
         from meshsync_core.engine import EngineStats
 
         return RunResult(exc.exit_code, str(exc), EngineStats())
-    return await engine.run()
+    return await serve(engine, resolved)
 
 
 def run(**kwargs: Any) -> RunResult:

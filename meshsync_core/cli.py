@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Mapping
 from typing import Any
@@ -16,14 +17,16 @@ from typing import Any
 import click
 
 from meshsync_core import __version__
-from meshsync_core.api import build_engine
+from meshsync_core.api import build_engine, serve
 from meshsync_core.components import Options
 from meshsync_core.errors import ConfigError, MeshSyncError
+from meshsync_core.health import health_options
 from meshsync_core.logs import LEVELS, configure_logging
 from meshsync_core.plugin_manager import PluginManager, disabled_from_env
 from meshsync_core.settings import (
     Duration,
     as_list,
+    find_arg,
     find_config_arg,
     load_config_file,
     normalise_go_flags,
@@ -70,6 +73,14 @@ def core_options() -> list[click.Option]:
             help="Log level (default: info; DEBUG=true in the environment means debug).",
         ),
         click.Option(
+            ["--log-format"],
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            envvar="MESHSYNC_LOG_FORMAT",
+            help="Log lines for people (text) or one JSON object per line (json).",
+        ),
+        click.Option(
             ["--queue-size"],
             type=click.IntRange(min=1),
             default=4096,
@@ -81,12 +92,13 @@ def core_options() -> list[click.Option]:
 
 def build_run_command(manager: PluginManager) -> click.Command:
     """``meshsync run`` with the core's options followed by every loaded plugin's."""
-    params: list[click.Parameter] = [*core_options(), *manager.options]
+    params: list[click.Parameter] = [*core_options(), *health_options(), *manager.options]
 
     def run(**values: Any) -> int:
-        configure_logging(values.get("log_level"))
-        engine = build_engine(manager, Options(values), handle_signals=True)
-        result = asyncio.run(engine.run())
+        configure_logging(values.get("log_level"), values.get("log_format") or "text")
+        options = Options(values)
+        engine = build_engine(manager, options, handle_signals=True)
+        result = asyncio.run(serve(engine, options))
         if result.exit_code:
             error = MeshSyncError(result.reason)
             error.exit_code = result.exit_code
@@ -230,7 +242,8 @@ def _check_config_keys(run: click.Command, config: Mapping[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``meshsync`` command; returns the exit code."""
     args = normalise_go_flags(list(sys.argv[1:] if argv is None else argv))
-    configure_logging("warning")
+    log_format = find_arg(args, "--log-format") or os.environ.get("MESHSYNC_LOG_FORMAT", "text")
+    configure_logging("warning", log_format)
     try:
         config_path = find_config_arg(args)
         config = load_config_file(config_path) if config_path else {}

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, ClassVar, Protocol
 
 from meshsync_core.events import Event
+from meshsync_core.metrics import ComponentMetrics
 
 
 class Options(Mapping[str, Any]):
@@ -88,6 +89,8 @@ class Component:
         """Read and validate options here; raise :class:`~meshsync_core.errors.ConfigError`."""
         self.options = options
         self.log = logging.getLogger(f"meshsync.{self.name or type(self).__name__}")
+        #: The component's own Prometheus counters/gauges (exported as ``meshsync_<name>``).
+        self.metrics = ComponentMetrics(self.name or type(self).__name__)
 
 
 class Source(Component):

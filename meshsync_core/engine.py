@@ -35,12 +35,14 @@ _STOP = object()  # queue sentinel: no more events for this sink
 class EngineStats:
     """Counters a run keeps; the metrics endpoint and tests read them."""
 
-    emitted: Counter[str] = field(default_factory=Counter)  # per source
+    emitted: Counter[tuple[str, str]] = field(default_factory=Counter)  # (source, event type)
     delivered: Counter[str] = field(default_factory=Counter)  # per sink
+    delivered_by_type: Counter[tuple[str, str]] = field(default_factory=Counter)  # (sink, type)
     dropped_by_transform: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)  # per component name
     max_queue_depth: Counter[str] = field(default_factory=Counter)  # per sink
     initial_sync_seconds: float | None = None
+    last_event_at: float = 0.0  # time.monotonic() of the last emitted event
 
 
 @dataclass
@@ -60,6 +62,8 @@ class _SinkLane:
         self.queue: asyncio.Queue[object] = asyncio.Queue(maxsize=queue_size)
         self.task: asyncio.Task[None] | None = None
         self.name = sink.name or type(sink).__name__
+        #: time.monotonic() when the current deliver() call started, 0 when idle.
+        self.delivering_since = 0.0
 
 
 class _SourceContext:
@@ -73,7 +77,9 @@ class _SourceContext:
         engine = self._engine
         if not event.source:
             event.source = self._name
-        engine.stats.emitted[self._name] += 1
+        stats = engine.stats
+        stats.emitted[(self._name, event.type.value)] += 1
+        stats.last_event_at = time.monotonic()
         if engine.transforms:
             event = engine.apply_transforms(event)  # type: ignore[assignment]
             if event is None:
@@ -174,6 +180,22 @@ class Engine:
     def ready(self) -> bool:
         """Every source has synced and every sink says it can deliver."""
         return self.synced.is_set() and all(lane.sink.ready for lane in self.lanes)
+
+    def not_ready_reasons(self) -> list[str]:
+        reasons = [f"source {name!r} has not finished its initial sync" for name in self._unsynced]
+        reasons += [
+            f"sink {lane.name!r} is not ready" for lane in self.lanes if not lane.sink.ready
+        ]
+        return reasons
+
+    def stuck_sinks(self, after: float) -> list[str]:
+        """Sinks whose current ``deliver`` call has been running for more than ``after`` s."""
+        now = time.monotonic()
+        return [
+            lane.name
+            for lane in self.lanes
+            if lane.delivering_since and now - lane.delivering_since > after
+        ]
 
     def apply_transforms(self, event: Event) -> Event | None:
         for transform in self.transforms:
@@ -307,14 +329,18 @@ class Engine:
                     else:
                         batch.append(item)  # type: ignore[arg-type]
             if batch:
+                lane.delivering_since = time.monotonic()
                 try:
                     await sink.deliver(batch)
                     stats.delivered[lane.name] += len(batch)
+                    for event in batch:
+                        stats.delivered_by_type[(lane.name, event.type.value)] += 1
                 except Exception:
                     stats.errors[lane.name] += 1
                     sink.log.exception(
                         "sink %r failed to deliver %d event(s)", lane.name, len(batch)
                     )
+                lane.delivering_since = 0.0
                 batch = []
             if synced:
                 try:

@@ -1,6 +1,8 @@
-"""Logging set-up: one readable line per record on stderr.
+"""Logging set-up: readable lines for people, or JSON lines for log pipelines.
 
-Loggers are named ``meshsync.<plugin or component>`` so every line says who wrote it.
+Loggers are named ``meshsync.<plugin or component>`` so every line says who wrote it. Nothing
+here knows about credentials: components must never put them in messages (the NATS sink masks
+passwords in URLs, Secret values are redacted before any sink sees them).
 """
 
 from __future__ import annotations
@@ -8,8 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from datetime import datetime, timezone
+
+import orjson
 
 LEVELS = ["debug", "info", "warning", "error"]
+
+#: LogRecord attributes that are not "fields" a caller passed with ``extra=``.
+_STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
 
 def effective_level(level: str | None) -> str:
@@ -21,11 +29,32 @@ def effective_level(level: str | None) -> str:
     return "info"
 
 
-def configure_logging(level: str | None = None) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, plus any ``extra=`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str | None = None, fmt: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
-    )
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s", "%H:%M:%S")
+        )
     root = logging.getLogger("meshsync")
     root.handlers[:] = [handler]
     root.setLevel(effective_level(level).upper())

@@ -97,16 +97,22 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     return {str(key).replace("-", "_"): value for key, value in data.items()}
 
 
-def find_config_arg(argv: list[str]) -> str | None:
-    """The ``--config`` value in argv, read before click runs (plugins load before parsing)."""
+def find_arg(argv: list[str], *names: str) -> str | None:
+    """An option's value in argv, read before click runs (plugins load before parsing)."""
     for index, arg in enumerate(argv):
         if arg == "--":
             break
-        if arg in {"--config", "-c"} and index + 1 < len(argv):
+        if arg in names and index + 1 < len(argv):
             return argv[index + 1]
-        if arg.startswith("--config="):
-            return arg.split("=", 1)[1]
+        for name in names:
+            if name.startswith("--") and arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
     return None
+
+
+def find_config_arg(argv: list[str]) -> str | None:
+    """The ``--config`` value in argv."""
+    return find_arg(argv, "--config", "-c")
 
 
 _GO_LONG_FLAG = re.compile(r"^-[A-Za-z][A-Za-z0-9_-]+(=.*)?$")

@@ -42,6 +42,7 @@ class MeshSyncCLI:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MESHSYNC_")}
+        env["MESHSYNC_HEALTH_PORT"] = "0"
         env.pop("DEBUG", None)
         if self.site is not None:
             env["PYTHONPATH"] = str(self.site)
