@@ -1,0 +1,25 @@
+# MeshSync for Python: a slim, non-root image with only the runtime plugins (k8s, nats, file).
+# Build from the repository root:  docker build -t meshsync:dev .
+
+# ---- build: wheels for meshsync, its plugins and every dependency -------------------------------
+FROM python:3.12-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY meshsync_core ./meshsync_core
+COPY plugins ./plugins
+RUN pip wheel --no-cache-dir --wheel-dir /wheels . ./plugins/meshsync_k8s ./plugins/meshsync_nats ./plugins/meshsync_file
+
+# ---- runtime -----------------------------------------------------------------------------------
+FROM python:3.12-slim
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+COPY --from=build /wheels /wheels
+# Install the wheels themselves (not the "nats" extra: its metadata points at /src/plugins).
+RUN pip install --no-cache-dir --no-index --find-links /wheels /wheels/*.whl \
+    && rm -rf /wheels \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin meshsync
+USER 10001
+WORKDIR /tmp
+EXPOSE 11000
+ENTRYPOINT ["meshsync"]
+CMD ["run", "--output", "nats", "--log-format", "json"]
