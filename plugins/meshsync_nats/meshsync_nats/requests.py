@@ -54,10 +54,7 @@ def parse_request(data: bytes) -> tuple[str, Any]:
 
 def reply_subject(payload: Any) -> str:
     """The ``Reply`` subject of an informer-store payload (a dict, or the subject itself)."""
-    if isinstance(payload, dict):
-        reply = payload.get("Reply", payload.get("reply"))
-    else:
-        reply = payload
+    reply = payload.get("Reply", payload.get("reply")) if isinstance(payload, dict) else payload
     if not isinstance(reply, str) or not reply.strip() or any(c in reply for c in " \t\r\n"):
         raise BadRequest('informer-store needs "Payload": {"Reply": "<subject>"}')
     return reply

@@ -34,13 +34,7 @@ _dumps = orjson.dumps
 
 # Metadata fields copied as they are when set, in Go's struct order (after id and name).
 _META_STRINGS_BEFORE_UID = ("generateName", "namespace")
-_META_AFTER_UID = (
-    "resourceVersion",
-    "generation",
-    "creationTimestamp",
-    "deletionTimestamp",
-    "deletionGracePeriodSeconds",
-)
+_META_AFTER_UID = ("resourceVersion", "generation", "creationTimestamp", "deletionTimestamp")
 # Top-level fields sent as the raw JSON text of their value (omitted when absent).
 _RAW_JSON_FIELDS = ("immutable", "data", "binaryData", "stringData")
 
@@ -145,6 +139,9 @@ def to_meshery(
         value = meta_in.get(field)
         if value:
             meta[field] = value
+    grace = meta_in.get("deletionGracePeriodSeconds")
+    if grace is not None:  # a pointer in Go: 0 is sent, only nil is omitted
+        meta["deletionGracePeriodSeconds"] = grace
     labels = meta_in.get("labels")
     if labels:
         meta["labels"] = _key_values(labels, "label", obj_id)

