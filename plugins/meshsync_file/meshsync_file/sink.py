@@ -1,0 +1,329 @@
+"""``FileSink``: the ``--output file`` sink (Go MeshSync's file mode, without its defects).
+
+Per run it writes two files (see ``docs/file-sink.md``):
+
+* the snapshot: the latest state of every live object, one Kubernetes manifest per document,
+  written atomically after the initial sync (unless ``--once``) and again at shutdown;
+* the extended log ``<name>-extended.yaml``: one document per event, appended as events
+  arrive to a file created fresh for this run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import errno
+import os
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from meshsync_core import (
+    ConfigError,
+    Event,
+    EventType,
+    MeshSyncError,
+    Options,
+    Sink,
+    SinkContext,
+    StartupError,
+)
+from meshsync_file import manifest as manifests
+from meshsync_file.naming import extended_path, first_free_default, stale_temps, temp_path
+from meshsync_file.progress import MODES, Progress
+from meshsync_file.snapshot import SnapshotStore, write_atomic
+from meshsync_file.yaml_writer import dump_document, render_scalar
+
+
+class SnapshotWriteError(MeshSyncError):
+    """The snapshot or the extended log could not be written (disk full, permissions...)."""
+
+
+def _now() -> str:
+    return (
+        dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    )
+
+
+def _object_key(event: Event, obj: dict[str, Any]) -> str:
+    """``metadata.uid``, or apiVersion/kind/namespace/name for objects without one."""
+    uid = event.uid
+    if uid:
+        return uid
+    return f"{obj.get('apiVersion')}/{obj.get('kind')}/{event.namespace}/{event.name}"
+
+
+def _describe_os_error(exc: OSError, what: str, path: Path) -> str:
+    if exc.errno == errno.ENOSPC:
+        return f"file: no space left on the device writing {what} {str(path)!r}"
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return f"file: permission denied writing {what} {str(path)!r}"
+    if exc.errno == errno.EROFS:
+        return f"file: read-only file system, cannot write {what} {str(path)!r}"
+    return f"file: cannot write {what} {str(path)!r}: {exc.strerror or exc}"
+
+
+class FileSink(Sink):
+    """Keeps the latest manifest per uid and writes the snapshot + the extended event log."""
+
+    name = "file"
+    description = (
+        "YAML snapshot of every live object as Kubernetes manifests (+ an extended event log)"
+    )
+
+    def __init__(self, options: Options) -> None:
+        super().__init__(options)
+        requested = options.get("output_file")
+        self.requested: Path | None = Path(str(requested)).expanduser() if requested else None
+        self.for_apply = bool(options.get("for_apply"))
+        self.extended_enabled = options.get("extended_log", True) is not False
+        self.once = bool(options.get("once"))
+        progress_mode = options.get("file_progress") or "auto"
+        if progress_mode not in MODES:
+            raise ConfigError(
+                f"file: --file-progress must be one of {', '.join(MODES)}, not {progress_mode!r}"
+            )
+        self.progress_mode = str(progress_mode)
+        # With Secret values in clear, the files are readable by the owner only.
+        self.file_mode = 0o600 if options.get("redact_secrets", True) is False else 0o644
+        self.store = SnapshotStore()
+        self.snapshot_path: Path | None = None
+        self.extended_path: Path | None = None
+        self.progress: Progress | None = None
+        self.ctx: SinkContext | None = None
+        self.error: str | None = None
+        self.snapshots_written = 0
+        self.events_logged = 0
+        self._synced = False
+        self._dirty = True
+        self._log: IO[bytes] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def open(self, ctx: SinkContext) -> None:
+        """Choose the file names and check, before any event, that both files can be written."""
+        self.ctx = ctx
+        if self.requested is not None:
+            path = self.requested
+            _check_target(path)
+            if self.extended_enabled:
+                self._log = _create_fresh(extended_path(path), self.file_mode, replace=True)
+        else:
+            path = self._reserve_default(Path.cwd())
+        for stale in stale_temps(path):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+                self.log.info("removed %s, left by a run that was killed mid-write", stale)
+        _probe(path, self.file_mode)
+        self.snapshot_path = path
+        self.extended_path = extended_path(path) if self.extended_enabled else None
+        self.progress = Progress(self.progress_mode, log=self.log)
+        self.log.info(
+            "writing snapshot to %s%s",
+            path,
+            f" and events to {self.extended_path}" if self.extended_path else "",
+        )
+
+    def _reserve_default(self, directory: Path) -> Path:
+        """The first free default name; its extended log is created at once to claim it."""
+        _check_directory(directory)
+        while True:
+            path = first_free_default(directory)
+            if not self.extended_enabled:
+                return path
+            try:
+                self._log = _create_fresh(extended_path(path), self.file_mode, replace=False)
+            except FileExistsError:
+                continue  # another run claimed this NN between the check and the create
+            return path
+
+    async def deliver(self, events: Sequence[Event]) -> None:
+        """Update the latest state per uid and append each event to the extended log."""
+        store = self.store
+        clean = manifests.clean
+        for_apply = self.for_apply
+        logging_events = self._log is not None
+        parts: list[str] = []
+        counts: Counter[str] | None = None if self._synced else Counter()
+        when = _now() if logging_events else ""
+        for event in events:
+            etype = event.type
+            if etype is EventType.SYNCED:
+                continue
+            manifest = clean(event.object, event.resource)
+            key = _object_key(event, manifest)
+            if etype is EventType.DELETED:
+                store.delete(key)
+                text = dump_document(manifest) if logging_events else ""
+            elif for_apply:
+                store.put(
+                    key,
+                    dump_document(manifests.for_apply(manifest)).encode(),
+                    manifests.controller_uid(manifest),
+                )
+                text = dump_document(manifest) if logging_events else ""
+            else:
+                text = dump_document(manifest)
+                store.put(key, text.encode())
+            if counts is not None:
+                counts[event.resource.plural or str(manifest.get("kind"))] += 1
+            if logging_events:
+                parts.append(self._log_document(etype.value, when, event, text))
+        self._dirty = True
+        if counts and self.progress is not None:
+            for plural, count in counts.items():
+                self.progress.add(plural, count)
+        if parts:
+            self._append_log("".join(parts))
+            self.events_logged += len(parts)
+
+    async def on_synced(self) -> None:
+        """Mark the end of the initial sync; write a first snapshot unless ``--once``."""
+        self._synced = True
+        if self.progress is not None:
+            self.log.info("initial sync complete: %s", self.progress.finish())
+        if self._log is not None:
+            self._append_log(f"---\ntype: SYNCED\ntime: {render_scalar(_now())}\n")
+        if not self.once:
+            await self._write_snapshot()
+
+    async def close(self) -> None:
+        """Close the log and write the final snapshot; raise if anything could not be written."""
+        if self._log is not None:
+            log_file, self._log = self._log, None
+            try:
+                log_file.flush()
+                os.fsync(log_file.fileno())
+            except OSError as exc:
+                self._fail(_describe_os_error(exc, "the extended log", self.extended_path))
+            finally:
+                with contextlib.suppress(OSError):
+                    log_file.close()
+        if self.snapshot_path is not None and (self._dirty or not self.snapshots_written):
+            with contextlib.suppress(SnapshotWriteError):
+                await self._write_snapshot()
+        if self.error:
+            raise SnapshotWriteError(self.error)
+
+    @property
+    def ready(self) -> bool:
+        return self.error is None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _log_document(self, etype: str, when: str, event: Event, text: str) -> str:
+        cluster = f"cluster: {render_scalar(event.cluster_id)}\n" if event.cluster_id else ""
+        body = "  " + text[:-1].replace("\n", "\n  ") + "\n"
+        return (
+            f"---\ntype: {etype}\ntime: {render_scalar(when)}\n"
+            f"resource: {render_scalar(event.resource.key)}\n{cluster}object:\n{body}"
+        )
+
+    def _append_log(self, text: str) -> None:
+        log_file = self._log
+        if log_file is None:
+            return
+        try:
+            log_file.write(text.encode())
+            log_file.flush()
+        except OSError as exc:
+            self._log = None
+            with contextlib.suppress(OSError):
+                log_file.close()
+            self._fail(_describe_os_error(exc, "the extended log", self.extended_path))
+
+    async def _write_snapshot(self) -> None:
+        path = self.snapshot_path
+        if path is None:
+            return
+        docs = list(self.store.documents(skip_controlled=self.for_apply))
+        header = (
+            f"# MeshSync snapshot: {len(docs)} objects"
+            f"{' prepared for kubectl apply' if self.for_apply else ''}, written {_now()}\n"
+        ).encode()
+        self._dirty = False
+        try:
+            await asyncio.to_thread(write_atomic, path, header, docs, self.file_mode)
+        except OSError as exc:
+            self._dirty = True
+            message = _describe_os_error(exc, "the snapshot", path)
+            self._fail(message + "; any earlier snapshot there is unchanged")
+            raise SnapshotWriteError(self.error) from None
+        self.snapshots_written += 1
+        self.log.info("wrote %d objects to %s", len(docs), path)
+
+    def _fail(self, message: str) -> None:
+        """Record the first error, say it clearly, and end the run: nothing more can be saved."""
+        self.log.error("%s", message)
+        if self.error is None:
+            self.error = message
+        if self.ctx is not None:
+            self.ctx.request_stop(message)
+
+
+# -- checks made before the run, so that a bad path fails at start-up --------------------------
+
+
+def _check_directory(directory: Path) -> None:
+    if not directory.exists():
+        if directory.parent != directory and directory.parent.is_file():
+            raise StartupError(f"file: {str(directory.parent)!r} is a file, not a directory")
+        raise StartupError(f"file: directory {str(directory)!r} does not exist; create it first")
+    if not directory.is_dir():
+        raise StartupError(f"file: {str(directory)!r} is not a directory")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise StartupError(f"file: directory {str(directory)!r} is not writable")
+
+
+def _check_target(path: Path) -> None:
+    if path.is_dir():
+        raise StartupError(
+            f"file: --output-file {str(path)!r} is a directory; give a file name in it"
+        )
+    if path.exists() and not path.is_file():
+        raise StartupError(f"file: --output-file {str(path)!r} exists and is not a regular file")
+    parent = path.parent
+    probe = parent
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise StartupError(
+            f"file: cannot create {str(path)!r}: {str(probe)!r} is a file, not a directory"
+        )
+    _check_directory(parent)
+
+
+def _probe(path: Path, mode: int) -> None:
+    """Create and remove the snapshot's temporary file: proves the rename target is writable."""
+    tmp = temp_path(path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        os.close(fd)
+        tmp.unlink()
+    except OSError as exc:
+        raise StartupError(_describe_os_error(exc, "the snapshot", path)) from None
+
+
+def _create_fresh(path: Path, mode: int, *, replace: bool) -> IO[bytes]:
+    """A new, empty file at ``path`` (a new inode: an existing file is replaced, never appended).
+
+    Without ``replace``, an existing file raises ``FileExistsError``.
+    """
+    if path.is_dir():
+        raise StartupError(f"file: the extended log {str(path)!r} is a directory")
+    try:
+        if replace:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
+    except FileExistsError:
+        if replace:
+            raise StartupError(
+                f"file: {str(path)!r} was created by someone else while starting"
+            ) from None
+        raise
+    except OSError as exc:
+        raise StartupError(_describe_os_error(exc, "the extended log", path)) from None
+    return os.fdopen(fd, "wb")
