@@ -163,34 +163,29 @@ def _plugins_command(manager: PluginManager) -> click.Group:
 
 
 def format_plugin_table(manager: PluginManager) -> str:
-    rows = [("NAME", "PACKAGE", "VERSION", "KINDS", "PROVIDES", "STATUS")]
+    """The ``plugins list`` table, then one line per plugin that failed to load, with why."""
+    rows = [("NAME", "PACKAGE", "VERSION", "KINDS", "HOOKS", "PROVIDES", "STATUS")]
     for info in manager.plugins:
-        provides = (
-            ", ".join(
-                [
-                    *(f"source:{n}" for n in info.sources),
-                    *(f"transform:{n}" for n in info.transforms),
-                    *(f"sink:{n}" for n in info.sinks),
-                ]
-            )
-            or ", ".join(h.removeprefix("meshsync_") for h in info.hooks)
-            or "-"
-        )
+        provides = [
+            *(f"source:{n}" for n in info.sources),
+            *(f"transform:{n}" for n in info.transforms),
+            *(f"sink:{n}" for n in info.sinks),
+        ]
+        hooks = [hook.removeprefix("meshsync_") for hook in info.hooks]
         rows.append(
             (
                 info.name,
                 info.package,
                 info.version or "-",
                 ",".join(info.kinds) or "-",
-                provides,
+                ",".join(hooks) or "-",
+                ",".join(provides) or "-",
                 info.status,
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False))
-        + "  "
-        + row[-1]
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     ]
     failures = [info for info in manager.plugins if info.error]

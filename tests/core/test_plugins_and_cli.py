@@ -65,9 +65,14 @@ def test_plugin_table_shows_every_plugin_and_the_reasons_for_failures(cli: MeshS
     assert result.returncode == 0
     table_part, _, errors_part = result.stdout.partition("\n\n")
     lines = table_part.splitlines()
-    assert lines[0].split() == ["NAME", "PACKAGE", "VERSION", "KINDS", "PROVIDES", "STATUS"]
+    assert lines[0].split() == [
+        "NAME", "PACKAGE", "VERSION", "KINDS", "HOOKS", "PROVIDES", "STATUS",
+    ]  # fmt: skip
     table = {line.split()[0]: line for line in lines[1:]}
-    assert table["jsonl"].rstrip().endswith("loaded")
+    assert table["jsonl"].split() == [
+        "jsonl", "meshsync-jsonl-sink", "1.0.0", "sink",
+        "add_options,sinks", "sink:jsonl", "loaded",
+    ]  # fmt: skip
     assert table["broken"].rstrip().endswith("failed")
     assert "broken (meshsync-broken-import): import failed: ModuleNotFoundError" in errors_part
     assert_no_traceback(result)
