@@ -1,0 +1,384 @@
+"""Which resources the fake server serves, and the discovery documents that describe them.
+
+The :class:`Registry` starts with a table of built-in resources (a realistic subset of a
+Kubernetes 1.34 cluster) and grows or shrinks as CustomResourceDefinitions are created and
+deleted, exactly like kube-apiserver's discovery does. Clients (kubectl, client-go, the official
+Python client, MeshSync's source) find everything through these documents, so their shape
+follows ``metav1.APIResourceList`` / ``APIGroupList`` / ``APIVersions`` field by field.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ApiError
+
+STANDARD_VERBS: tuple[str, ...] = (
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+)
+#: Namespaces cannot be deleted as a collection.
+NAMESPACE_VERBS: tuple[str, ...] = tuple(v for v in STANDARD_VERBS if v != "deletecollection")
+
+CRD_GROUP = "apiextensions.k8s.io"
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceType:
+    """One resource in one group/version, i.e. one entry of an ``APIResourceList``."""
+
+    group: str
+    version: str
+    plural: str
+    singular: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = STANDARD_VERBS
+    categories: tuple[str, ...] = ()
+    list_kind: str = ""
+    #: True for resources defined by a CRD (served from the CRD's storage, any served version).
+    custom: bool = False
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def list_kind_name(self) -> str:
+        return self.list_kind or f"{self.kind}List"
+
+    @property
+    def storage_key(self) -> tuple[str, str]:
+        """Objects are stored once per group+plural, whatever version they are read through."""
+        return (self.group, self.plural)
+
+    @property
+    def display(self) -> str:
+        """``pods`` or ``deployments.apps``, as kube-apiserver names resources in messages."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
+    def discovery_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "name": self.plural,
+            "singularName": self.singular,
+            "namespaced": self.namespaced,
+            "kind": self.kind,
+            "verbs": list(self.verbs),
+        }
+        if self.short_names:
+            entry["shortNames"] = list(self.short_names)
+        if self.categories:
+            entry["categories"] = list(self.categories)
+        return entry
+
+
+def _r(
+    api_version: str,
+    plural: str,
+    kind: str,
+    namespaced: bool = True,
+    short: tuple[str, ...] = (),
+    verbs: tuple[str, ...] = STANDARD_VERBS,
+    categories: tuple[str, ...] = (),
+) -> ResourceType:
+    group, _, version = api_version.rpartition("/")
+    return ResourceType(
+        group=group,
+        version=version,
+        plural=plural,
+        singular=kind.lower(),
+        kind=kind,
+        namespaced=namespaced,
+        short_names=short,
+        verbs=verbs,
+        categories=categories,
+    )
+
+
+_ALL = ("all",)
+
+#: Built-in resources, in the group order kube-apiserver lists them.
+BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
+    # core/v1
+    _r("v1", "configmaps", "ConfigMap", short=("cm",)),
+    _r("v1", "endpoints", "Endpoints", short=("ep",)),
+    _r("v1", "events", "Event", short=("ev",)),
+    _r("v1", "limitranges", "LimitRange", short=("limits",)),
+    _r("v1", "namespaces", "Namespace", False, ("ns",), NAMESPACE_VERBS),
+    _r("v1", "nodes", "Node", False, ("no",)),
+    _r("v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",)),
+    _r("v1", "persistentvolumes", "PersistentVolume", False, ("pv",)),
+    _r("v1", "pods", "Pod", short=("po",), categories=_ALL),
+    _r("v1", "podtemplates", "PodTemplate"),
+    _r("v1", "replicationcontrollers", "ReplicationController", short=("rc",), categories=_ALL),
+    _r("v1", "resourcequotas", "ResourceQuota", short=("quota",)),
+    _r("v1", "secrets", "Secret"),
+    _r("v1", "serviceaccounts", "ServiceAccount", short=("sa",)),
+    _r("v1", "services", "Service", short=("svc",), categories=_ALL),
+    # apiregistration.k8s.io (optional: FakeApiServer(disabled_groups={...}))
+    _r(
+        "apiregistration.k8s.io/v1",
+        "apiservices",
+        "APIService",
+        False,
+        categories=("api-extensions",),
+    ),
+    # apps
+    _r("apps/v1", "controllerrevisions", "ControllerRevision"),
+    _r("apps/v1", "daemonsets", "DaemonSet", short=("ds",), categories=_ALL),
+    _r("apps/v1", "deployments", "Deployment", short=("deploy",), categories=_ALL),
+    _r("apps/v1", "replicasets", "ReplicaSet", short=("rs",), categories=_ALL),
+    _r("apps/v1", "statefulsets", "StatefulSet", short=("sts",), categories=_ALL),
+    # autoscaling
+    _r("autoscaling/v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short=("hpa",)),
+    # batch
+    _r("batch/v1", "cronjobs", "CronJob", short=("cj",), categories=_ALL),
+    _r("batch/v1", "jobs", "Job", categories=_ALL),
+    # networking
+    _r("networking.k8s.io/v1", "ingressclasses", "IngressClass", False),
+    _r("networking.k8s.io/v1", "ingresses", "Ingress", short=("ing",)),
+    _r("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", short=("netpol",)),
+    # policy
+    _r("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",)),
+    # rbac
+    _r("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    _r("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", False),
+    _r("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding"),
+    _r("rbac.authorization.k8s.io/v1", "roles", "Role"),
+    # storage
+    _r("storage.k8s.io/v1", "csidrivers", "CSIDriver", False),
+    _r("storage.k8s.io/v1", "csinodes", "CSINode", False),
+    _r("storage.k8s.io/v1", "storageclasses", "StorageClass", False, ("sc",)),
+    _r("storage.k8s.io/v1", "volumeattachments", "VolumeAttachment", False),
+    # apiextensions
+    _r(
+        "apiextensions.k8s.io/v1",
+        "customresourcedefinitions",
+        "CustomResourceDefinition",
+        False,
+        ("crd", "crds"),
+        categories=("api-extensions",),
+    ),
+    # coordination
+    _r("coordination.k8s.io/v1", "leases", "Lease"),
+    # discovery
+    _r("discovery.k8s.io/v1", "endpointslices", "EndpointSlice"),
+)
+
+_VERSION_RE = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """Sort key for Kubernetes version order: v2 > v1 > v1beta2 > v1beta1 > v1alpha1 > foo.
+
+    Used to choose a group's ``preferredVersion`` like kube-apiserver does for CRDs.
+    """
+    m = _VERSION_RE.match(version)
+    if not m:
+        return (3, 0, 0, version)
+    major = int(m.group(1))
+    stage = {None: 0, "beta": 1, "alpha": 2}[m.group(2)]
+    minor = int(m.group(3) or 0)
+    return (stage, -major, -minor, version)
+
+
+class Registry:
+    """The resources currently served, indexed for routing, object kinds and discovery.
+
+    Thread-safe: CRDs are registered from whichever thread creates them.
+    """
+
+    def __init__(self, disabled_groups: Iterable[str] = ()) -> None:
+        self._lock = threading.RLock()
+        self.disabled_groups = frozenset(disabled_groups)
+        #: (group, version, plural) -> type; insertion order = discovery order.
+        self._types: dict[tuple[str, str, str], ResourceType] = {}
+        #: (group, version, kind) -> type, to route objects given to create()/load().
+        self._by_kind: dict[tuple[str, str, str], ResourceType] = {}
+        #: group -> ordered versions (groups keep their first-registration order).
+        self._groups: dict[str, list[str]] = {}
+        for rt in BUILTIN_RESOURCES:
+            if rt.group not in self.disabled_groups:
+                self._add(rt)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def lookup(self, group: str, version: str, plural: str) -> ResourceType | None:
+        return self._types.get((group, version, plural))
+
+    def for_object(self, obj: dict[str, Any]) -> ResourceType:
+        """The resource an object belongs to, from its ``apiVersion`` and ``kind``."""
+        api_version = obj.get("apiVersion")
+        kind = obj.get("kind")
+        if not isinstance(api_version, str) or not isinstance(kind, str) or not kind:
+            raise ApiError(400, "Object 'Kind' or 'apiVersion' is missing", "BadRequest")
+        group, _, version = api_version.rpartition("/")
+        rt = self._by_kind.get((group, version, kind))
+        if rt is None:
+            raise ApiError(
+                404,
+                f'the server could not find the requested resource (kind "{kind}" in '
+                f'version "{api_version}")',
+                "NotFound",
+            )
+        return rt
+
+    def has_group_version(self, group: str, version: str) -> bool:
+        return version in self._groups.get(group, ())
+
+    def types(self) -> list[ResourceType]:
+        with self._lock:
+            return list(self._types.values())
+
+    # -- CRDs ------------------------------------------------------------------------------
+
+    def register_crd(self, crd: dict[str, Any]) -> list[ResourceType]:
+        """Serve every served version of a CRD; returns the registered types."""
+        added = self.crd_types(crd)
+        with self._lock:
+            for rt in added:
+                self._add(rt)
+        return added
+
+    def unregister_crd(self, crd: dict[str, Any]) -> list[ResourceType]:
+        spec = crd.get("spec") or {}
+        group = spec.get("group", "")
+        plural = (spec.get("names") or {}).get("plural", "")
+        removed: list[ResourceType] = []
+        with self._lock:
+            for key, rt in list(self._types.items()):
+                if rt.custom and rt.group == group and rt.plural == plural:
+                    removed.append(rt)
+                    del self._types[key]
+                    self._by_kind.pop((rt.group, rt.version, rt.kind), None)
+            self._rebuild_groups()
+        return removed
+
+    @staticmethod
+    def crd_types(crd: dict[str, Any]) -> list[ResourceType]:
+        """The resource types a CRD defines; raises a 422 Invalid ApiError for a broken CRD."""
+        spec = crd.get("spec")
+        if not isinstance(spec, dict):
+            raise ApiError(422, "CustomResourceDefinition spec is required", "Invalid")
+        names = spec.get("names") or {}
+        group = spec.get("group")
+        plural = names.get("plural")
+        kind = names.get("kind")
+        versions = spec.get("versions") or []
+        if not (group and plural and kind and versions):
+            raise ApiError(
+                422,
+                "CustomResourceDefinition needs spec.group, spec.names.plural, "
+                "spec.names.kind and spec.versions",
+                "Invalid",
+            )
+        name = (crd.get("metadata") or {}).get("name")
+        if name != f"{plural}.{group}":
+            raise ApiError(
+                422,
+                f'CustomResourceDefinition.apiextensions.k8s.io "{name}" is invalid: '
+                f'metadata.name: must be spec.names.plural+"."+spec.group',
+                "Invalid",
+            )
+        namespaced = spec.get("scope", "Namespaced") == "Namespaced"
+        out = []
+        for v in versions:
+            if not isinstance(v, dict) or not v.get("served", True) or not v.get("name"):
+                continue
+            out.append(
+                ResourceType(
+                    group=group,
+                    version=v["name"],
+                    plural=plural,
+                    singular=names.get("singular") or kind.lower(),
+                    kind=kind,
+                    namespaced=namespaced,
+                    short_names=tuple(names.get("shortNames") or ()),
+                    categories=tuple(names.get("categories") or ()),
+                    list_kind=names.get("listKind") or "",
+                    custom=True,
+                )
+            )
+        return out
+
+    # -- discovery documents ---------------------------------------------------------------
+
+    def api_versions(self, server_address: str) -> dict[str, Any]:
+        return {
+            "kind": "APIVersions",
+            "versions": ["v1"],
+            "serverAddressByClientCIDRs": [
+                {"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}
+            ],
+        }
+
+    def resource_list(self, group: str, version: str) -> dict[str, Any] | None:
+        with self._lock:
+            if not self.has_group_version(group, version):
+                return None
+            resources = [
+                rt.discovery_entry()
+                for rt in self._types.values()
+                if rt.group == group and rt.version == version
+            ]
+        return {
+            "kind": "APIResourceList",
+            "apiVersion": "v1",
+            "groupVersion": f"{group}/{version}" if group else version,
+            "resources": resources,
+        }
+
+    def api_group(self, group: str) -> dict[str, Any] | None:
+        with self._lock:
+            versions = self._groups.get(group)
+            if not group or not versions:
+                return None
+            ordered = sorted(versions, key=version_priority)
+        gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in ordered]
+        return {
+            "kind": "APIGroup",
+            "apiVersion": "v1",
+            "name": group,
+            "versions": gvs,
+            "preferredVersion": gvs[0],
+        }
+
+    def group_list(self) -> dict[str, Any]:
+        with self._lock:
+            names = [g for g in self._groups if g]
+        groups = []
+        for g in names:
+            doc = self.api_group(g)
+            if doc is not None:
+                doc.pop("kind")
+                doc.pop("apiVersion")
+                groups.append(doc)
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _add(self, rt: ResourceType) -> None:
+        self._types[(rt.group, rt.version, rt.plural)] = rt
+        self._by_kind[(rt.group, rt.version, rt.kind)] = rt
+        versions = self._groups.setdefault(rt.group, [])
+        if rt.version not in versions:
+            versions.append(rt.version)
+
+    def _rebuild_groups(self) -> None:
+        groups: dict[str, list[str]] = {}
+        for rt in self._types.values():
+            versions = groups.setdefault(rt.group, [])
+            if rt.version not in versions:
+                versions.append(rt.version)
+        self._groups = groups

@@ -1,0 +1,765 @@
+"""The HTTP side: an aiohttp app that speaks the kube-apiserver REST protocol, and FakeApiServer.
+
+Routing follows the real URL layout (``/api/v1/namespaces/<ns>/<plural>/<name>``,
+``/apis/<group>/<version>/...``); all semantics live in :mod:`.store`, so the programmatic API
+(``server.create`` ...) and HTTP requests behave identically. Watches are chunked
+newline-delimited JSON streams fed from each watcher's queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import pathlib
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import orjson
+import yaml
+from aiohttp import web
+
+from . import tables
+from .errors import ApiError, bad_request, conflict, not_found, status_body
+from .faults import Faults
+from .patch import (
+    APPLY_PATCH,
+    JSON_PATCH,
+    MERGE_PATCH,
+    STRATEGIC_PATCH,
+    json_patch,
+    merge_patch,
+    strategic_merge_patch,
+)
+from .resources import Registry, ResourceType
+from .seed import base_namespaces
+from .selectors import parse_field_selector, parse_label_selector
+from .store import Entry, Store, Watcher
+
+log = logging.getLogger(__name__)
+
+VERSION_INFO = {
+    "major": "1",
+    "minor": "36",
+    "gitVersion": "v1.36.0-fake",
+    "gitCommit": "0000000000000000000000000000000000000000",
+    "gitTreeState": "clean",
+    "buildDate": "2025-08-27T00:00:00Z",
+    "goVersion": "go1.24.6",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
+
+_JSON = "application/json"
+_OPENAPI_V2_PB = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+_HEALTH = frozenset({"/healthz", "/livez", "/readyz"})
+#: Kinds whose DELETE returns the object (graceful/finalized) rather than a Success Status.
+_DELETE_RETURNS_OBJECT = frozenset({("", "pods"), ("", "namespaces")})
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    data = body if isinstance(body, bytes) else orjson.dumps(body)
+    return web.Response(body=data, status=status, content_type=_JSON)
+
+
+def _error_response(err: ApiError) -> web.Response:
+    return _json(err.status(), err.code)
+
+
+def _truthy(value: str | None) -> bool:
+    return value is not None and value.lower() in ("1", "true")
+
+
+class FakeApiServer:
+    """A kube-apiserver stand-in over real HTTP on 127.0.0.1, for tests, demos and benchmarks.
+
+    All mutation, query and fault methods are synchronous and thread-safe; use ``start``/
+    ``stop`` inside a running event loop, or :meth:`in_thread` from synchronous code.
+    """
+
+    def __init__(
+        self,
+        token: str | None = None,
+        *,
+        disabled_groups: Iterable[str] = (),
+        bookmark_interval: float = 1.0,
+        history_limit: int = 250_000,
+        request_log_limit: int = 10_000,
+        seed: bool = True,
+    ) -> None:
+        self.token = token
+        self.bookmark_interval = bookmark_interval
+        self.registry = Registry(disabled_groups)
+        self.store = Store(self.registry, history_limit)
+        self.faults = Faults(self)
+        #: (method, path with query) of recent requests, oldest first; bounded.
+        self.request_log: list[tuple[str, str]] = []
+        self._request_log_limit = request_log_limit
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._streams: dict[Watcher, web.Request] = {}
+        self._stopping = False
+        self.port = 0
+        if seed:
+            self.store.load(base_namespaces())
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if not self.port:
+            raise RuntimeError("FakeApiServer is not started")
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        """Bind 127.0.0.1 on a free port and serve until :meth:`stop`."""
+        self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, shutdown_timeout=0.5)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets  # type: ignore[attr-defined]
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+
+    async def stop(self) -> None:
+        """End every watch cleanly, close connections and release the port."""
+        self._stopping = True
+        for w in self.store.watchers():
+            w.control = "close"
+            w.notify()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @classmethod
+    @contextlib.contextmanager
+    def in_thread(cls, token: str | None = None, **kwargs: Any) -> Iterator[FakeApiServer]:
+        """Run the server's event loop in a background thread, for synchronous tests."""
+        server = cls(token=token, **kwargs)
+        loop = asyncio.new_event_loop()
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(server.start())
+            except BaseException as exc:  # reported to the caller's thread below
+                failure.append(exc)
+                started.set()
+                return
+            started.set()
+            loop.run_forever()
+
+        thread = threading.Thread(target=run, name="fake-apiserver", daemon=True)
+        thread.start()
+        started.wait()
+        if failure:
+            thread.join()
+            loop.close()
+            raise failure[0]
+        try:
+            yield server
+        finally:
+            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=30)
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+            loop.close()
+
+    def write_kubeconfig(
+        self, path: str | pathlib.Path, context: str = "fake", namespace: str | None = None
+    ) -> pathlib.Path:
+        """Write a kubeconfig that points kubectl/clients at this server (with the token)."""
+        path = pathlib.Path(path)
+        user: dict[str, Any] = {"token": self.token} if self.token else {}
+        ctx: dict[str, Any] = {"cluster": context, "user": context}
+        if namespace:
+            ctx["namespace"] = namespace
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "users": [{"name": context, "user": user}],
+            "contexts": [{"name": context, "context": ctx}],
+            "current-context": context,
+            "preferences": {},
+        }
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        return path
+
+    # -- programmatic API ------------------------------------------------------------------
+
+    def create(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create an object (keeps a given uid/creationTimestamp); raises ApiError 409 if taken."""
+        return self.store.create(self.registry.for_object(obj), obj, trusted=True).obj()
+
+    def update(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Replace an object; a stale metadata.resourceVersion raises ApiError 409 Conflict."""
+        return self.store.update(self.registry.for_object(obj), obj).obj()
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create, or replace unconditionally if it exists."""
+        rt = self.registry.for_object(obj)
+        with self.store.lock:
+            meta = obj.get("metadata") or {}
+            if self.store.get(rt, meta.get("namespace") or "default", meta.get("name", "")):
+                return self.store.update(rt, obj, check_rv=False).obj()
+            return self.store.create(rt, obj, trusted=True).obj()
+
+    def delete(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Delete now; returns the last state (with the deletion's resourceVersion)."""
+        rt = self.registry.for_object(obj)
+        meta = obj.get("metadata") or {}
+        return self.store.delete(rt, meta.get("namespace") or "default", meta.get("name", "")).obj()
+
+    def get(self, obj_ref: dict[str, Any]) -> dict[str, Any] | None:
+        rt = self.registry.for_object(obj_ref)
+        meta = obj_ref.get("metadata") or {}
+        entry = self.store.get(rt, meta.get("namespace") or "default", meta.get("name", ""))
+        return entry.obj() if entry else None
+
+    def objects(self, plural: str, group: str = "") -> list[dict[str, Any]]:
+        """Current state of every object of one resource, in (namespace, name) order."""
+        rt = self._type_by_plural(plural, group)
+        return [e.obj() for e in self.store.all_entries(rt)]
+
+    def load(self, objs: Iterable[dict[str, Any]]) -> int:
+        """Bulk create-or-replace (fast path for 100,000 objects); returns the count."""
+        return self.store.load(objs)
+
+    @property
+    def resource_version(self) -> int:
+        """The current global resourceVersion."""
+        return self.store.rv
+
+    def _type_by_plural(self, plural: str, group: str) -> ResourceType:
+        for rt in self.registry.types():
+            if rt.plural == plural and rt.group == group:
+                return rt
+        raise not_found("resources", f"{plural}.{group}" if group else plural)
+
+    # -- HTTP entry point ------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        self._log_request(request.method, request.path_qs)
+        path = request.path
+        if path in _HEALTH:
+            return web.Response(text="ok")
+        try:
+            self._authenticate(request)
+            injected = self.faults.take_failure()
+            if injected is not None:
+                raise injected
+            return await self._route(request)
+        except ApiError as err:
+            return _error_response(err)
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # never leak a traceback to the client
+            log.debug(
+                "fake apiserver: internal error on %s %s", request.method, path, exc_info=True
+            )
+            return _error_response(ApiError(500, f"Internal error occurred: {exc}"))
+
+    def _log_request(self, method: str, path_qs: str) -> None:
+        log_ = self.request_log
+        log_.append((method, path_qs))
+        if len(log_) > self._request_log_limit * 2:
+            del log_[: len(log_) - self._request_log_limit]
+
+    def _authenticate(self, request: web.Request) -> None:
+        if self.token is None:
+            return
+        if request.headers.get("Authorization", "") != f"Bearer {self.token}":
+            raise ApiError(401, "Unauthorized", "Unauthorized")
+
+    async def _route(self, request: web.Request) -> web.StreamResponse:
+        segs = [s for s in request.path.split("/") if s]
+        method = request.method
+        if not segs:
+            return _json({"paths": ["/api", "/api/v1", "/apis", "/version"]})
+        head = segs[0]
+        if head == "version" and len(segs) == 1:
+            return _json(VERSION_INFO)
+        if head == "openapi":
+            return self._openapi(segs)
+        if head == "api":
+            if len(segs) == 1:
+                return _json(self.registry.api_versions(f"127.0.0.1:{self.port}"))
+            group, version, rest = "", segs[1], segs[2:]
+        elif head == "apis":
+            if len(segs) == 1:
+                return _json(self.registry.group_list())
+            if len(segs) == 2:
+                doc = self.registry.api_group(segs[1])
+                if doc is None:
+                    raise _no_resource()
+                return _json(doc)
+            group, version, rest = segs[1], segs[2], segs[3:]
+        else:
+            raise _no_resource()
+        if not rest:
+            doc = self.registry.resource_list(group, version)
+            if doc is None:
+                raise _no_resource()
+            return _json(doc)
+        watch_path = rest[0] == "watch"
+        if watch_path:
+            rest = rest[1:]
+        rt, namespace, name = self._resolve(group, version, rest)
+        verb = self._verb(method, name, watch_path or _truthy(request.query.get("watch")))
+        if verb not in rt.verbs:
+            raise ApiError(
+                405,
+                "the server does not allow this method on the requested resource",
+                "MethodNotAllowed",
+            )
+        if self.faults.is_forbidden(rt.plural, rt.group):
+            scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
+            raise ApiError(
+                403,
+                f'{rt.display} is forbidden: User "system:serviceaccount:meshsync:meshsync" '
+                f'cannot {verb} resource "{rt.plural}" in API group "{rt.group}" {scope}',
+                "Forbidden",
+                details={"group": rt.group or None, "kind": rt.plural, "name": name or None},
+            )
+        handler = getattr(self, f"_do_{verb}")
+        return await handler(request, rt, namespace, name)
+
+    def _openapi(self, segs: list[str]) -> web.Response:
+        """The minimum kubectl needs: an OpenAPI v3 index with no group-version documents.
+
+        kubectl downloads ``/openapi/v3`` before client-side validation (``apply``/``create``)
+        and fails without it; with an empty index it finds no schema for any kind and skips
+        validation, and ``apply`` falls back to its compiled-in strategic-merge metadata.
+        """
+        if segs == ["openapi", "v3"]:
+            return _json({"paths": {}})
+        if segs == ["openapi", "v2"]:
+            # client-go asks for the protobuf form; an empty body is a valid, empty Document.
+            return web.Response(body=b"", content_type=_OPENAPI_V2_PB)
+        raise _no_resource()
+
+    def _resolve(
+        self, group: str, version: str, rest: list[str]
+    ) -> tuple[ResourceType, str | None, str]:
+        """Map the path after /api/v1 or /apis/g/v to (resource, namespace, name)."""
+        namespace: str | None = None
+        if (
+            len(rest) >= 3
+            and rest[0] == "namespaces"
+            and group == ""
+            and (rt3 := self.registry.lookup(group, version, rest[2])) is not None
+            and rt3.namespaced
+        ) or (len(rest) >= 3 and rest[0] == "namespaces" and group != ""):
+            namespace = rest[1]
+            rest = rest[2:]
+        if len(rest) > 2:
+            raise _no_resource()  # subresources are not served
+        rt = self.registry.lookup(group, version, rest[0])
+        if rt is None:
+            raise _no_resource()
+        name = rest[1] if len(rest) == 2 else ""
+        if namespace is not None and not rt.namespaced:
+            raise _no_resource()
+        if name and rt.namespaced and namespace is None:
+            raise _no_resource()
+        return rt, namespace, name
+
+    @staticmethod
+    def _verb(method: str, name: str, watch: bool) -> str:
+        if name:
+            verbs = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+        else:
+            verbs = {
+                "GET": "watch" if watch else "list",
+                "POST": "create",
+                "DELETE": "deletecollection",
+            }
+        if watch and name and method == "GET":
+            return "watch"
+        verb = verbs.get(method)
+        if verb is None:
+            raise ApiError(
+                405,
+                "the server does not allow this method on the requested resource",
+                "MethodNotAllowed",
+            )
+        return verb
+
+    # -- verbs -----------------------------------------------------------------------------
+
+    async def _do_get(
+        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+    ) -> web.StreamResponse:
+        entry = self.store.get(rt, namespace or "", name)
+        if entry is None:
+            raise not_found(rt.plural, name, rt.group)
+        if tables.wants_table(request.headers.get("Accept", "")):
+            include = request.query.get("includeObject", "PartialObjectMetadata")
+            return _json(tables.table([tables.row(entry, include, _render(entry, rt))]))
+        return _json(_render(entry, rt))
+
+    async def _do_list(
+        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+    ) -> web.StreamResponse:
+        q = request.query
+        label_reqs = parse_label_selector(q.get("labelSelector"))
+        field_reqs = parse_field_selector(q.get("fieldSelector"))
+        try:
+            limit = max(0, int(q.get("limit") or 0))
+        except ValueError:
+            raise bad_request(f"invalid limit {q.get('limit')!r}") from None
+        page = self.store.list(rt, namespace, label_reqs, field_reqs, limit, q.get("continue", ""))
+        if tables.wants_table(request.headers.get("Accept", "")):
+            include = q.get("includeObject", "PartialObjectMetadata")
+            rows = [tables.row(e, include, _render(e, rt)) for e in page.entries]
+            return _json(tables.table(rows, page.resource_version, page.continue_token))
+        meta = b'{"resourceVersion":"%d"' % page.resource_version
+        if page.continue_token:
+            meta += b',"continue":"' + page.continue_token.encode() + b'"'
+            if page.remaining is not None:
+                meta += b',"remainingItemCount":%d' % page.remaining
+        meta += b"}"
+        if all(e.api_version == rt.api_version for e in page.entries):
+            items = b",".join([e.raw for e in page.entries])
+        else:
+            items = b",".join([_render(e, rt) for e in page.entries])
+        body = b"".join(
+            (
+                b'{"kind":"',
+                rt.list_kind_name.encode(),
+                b'","apiVersion":"',
+                rt.api_version.encode(),
+                b'","metadata":',
+                meta,
+                b',"items":[',
+                items,
+                b"]}",
+            )
+        )
+        return _json(body)
+
+    async def _do_create(
+        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+    ) -> web.StreamResponse:
+        obj = await _read_body(request)
+        _check_kind(obj, rt)
+        meta = obj.setdefault("metadata", {})
+        if rt.namespaced:
+            if meta.get("namespace") and namespace and meta["namespace"] != namespace:
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent "
+                    "on the request"
+                )
+            meta["namespace"] = namespace or meta.get("namespace") or "default"
+        if _is_dry_run(request):
+            return _json(obj, 201)
+        entry = self.store.create(rt, obj)
+        return _json(_render(entry, rt), 201)
+
+    async def _do_update(
+        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+    ) -> web.StreamResponse:
+        obj = await _read_body(request)
+        _check_kind(obj, rt)
+        meta = obj.setdefault("metadata", {})
+        if meta.get("name") != name:
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the "
+                f"URL ({name})"
+            )
+        if rt.namespaced:
+            if meta.get("namespace") and meta["namespace"] != namespace:
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent "
+                    "on the request"
+                )
+            meta["namespace"] = namespace
+        if _is_dry_run(request):
+            return _json(obj)
+        entry = self.store.update(rt, obj)
+        return _json(_render(entry, rt))
+
+    async def _do_patch(
+        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+    ) -> web.StreamResponse:
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
+        if ctype == APPLY_PATCH:
+            raise ApiError(
+                415,
+                "server-side apply is not supported by the fake apiserver; use client-side "
+                "kubectl apply",
+                "UnsupportedMediaType",
+            )
+        patchers: dict[str, Callable[[Any, Any], Any]] = {
+            MERGE_PATCH: merge_patch,
+            STRATEGIC_PATCH: strategic_merge_patch,
+            JSON_PATCH: json_patch,
+        }
+        patcher = patchers.get(ctype)
+        if patcher is None:
+            raise ApiError(
+                415,
+                f"the body of the request was in an unknown format - accepted media "
+                f"types include: {', '.join(patchers)}",
+                "UnsupportedMediaType",
+            )
+        try:
+            patch = orjson.loads(await request.read())
+        except orjson.JSONDecodeError as exc:
+            raise bad_request(f"invalid patch body: {exc}") from None
+        with self.store.lock:
+            entry = self.store.get(rt, namespace or "", name)
+            if entry is None:
+                raise not_found(rt.plural, name, rt.group)
+            current = entry.obj()
+            patched = patcher(current, patch)
+            if not isinstance(patched, dict):
+                raise bad_request("the patch did not produce an object")
+            meta = patched.get("metadata")
+            if not isinstance(meta, dict):
+                patched["metadata"] = meta = {}
+            meta["name"] = name
+            if rt.namespaced:
+                meta["namespace"] = namespace
+            patch_meta = patch.get("metadata") if isinstance(patch, dict) else None
+            wants_rv = isinstance(patch_meta, dict) and patch_meta.get("resourceVersion")
+            if not wants_rv:
+                meta["resourceVersion"] = str(entry.rv)
+            if _is_dry_run(request):
+                return _json(patched)
+            entry = self.store.update(rt, patched)
+        return _json(_render(entry, rt))
+
+    async def _do_delete(
+        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+    ) -> web.StreamResponse:
+        options: dict[str, Any] = {}
+        if request.can_read_body:
+            body = await request.read()
+            if body.strip():
+                try:
+                    options = orjson.loads(body) or {}
+                except orjson.JSONDecodeError:
+                    raise bad_request("invalid DeleteOptions body") from None
+        with self.store.lock:
+            entry = self.store.get(rt, namespace or "", name)
+            if entry is None:
+                raise not_found(rt.plural, name, rt.group)
+            pre = options.get("preconditions") if isinstance(options, dict) else None
+            if isinstance(pre, dict):
+                current = entry.obj().get("metadata") or {}
+                if pre.get("uid") and pre["uid"] != current.get("uid"):
+                    raise conflict(rt.plural, name, rt.group)
+                if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(entry.rv):
+                    raise conflict(rt.plural, name, rt.group)
+            if _is_dry_run(request):
+                return _json(_render(entry, rt))
+            last = self.store.delete(rt, namespace or "", name)
+        if rt.storage_key in _DELETE_RETURNS_OBJECT or rt.plural == "customresourcedefinitions":
+            return _json(_render(last, rt))
+        uid = (last.obj().get("metadata") or {}).get("uid")
+        details = {"name": name, "kind": rt.plural, "uid": uid}
+        if rt.group:
+            details["group"] = rt.group
+        return _json(
+            {
+                "kind": "Status",
+                "apiVersion": "v1",
+                "metadata": {},
+                "status": "Success",
+                "details": details,
+            }
+        )
+
+    async def _do_deletecollection(
+        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+    ) -> web.StreamResponse:
+        q = request.query
+        label_reqs = parse_label_selector(q.get("labelSelector"))
+        field_reqs = parse_field_selector(q.get("fieldSelector"))
+        with self.store.lock:
+            page = self.store.list(rt, namespace, label_reqs, field_reqs)
+            deleted = [self.store.delete(rt, e.namespace, e.name) for e in page.entries]
+        items = b",".join(_render(e, rt) for e in deleted)
+        return _json(
+            b'{"kind":"%s","apiVersion":"%s","metadata":{"resourceVersion":"%d"},"items":[%s]}'
+            % (rt.list_kind_name.encode(), rt.api_version.encode(), self.store.rv, items)
+        )
+
+    # -- watch -----------------------------------------------------------------------------
+
+    async def _do_watch(
+        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+    ) -> web.StreamResponse:
+        q = request.query
+        label_reqs = parse_label_selector(q.get("labelSelector"))
+        field_reqs = parse_field_selector(q.get("fieldSelector"))
+        if name:  # /watch/namespaces/ns/pods/name (deprecated form) == fieldSelector on name
+            field_reqs.append((("metadata", "name"), True, name))
+        rv_param = q.get("resourceVersion", "")
+        send_initial = _truthy(q.get("sendInitialEvents"))
+        try:
+            start_rv = None if rv_param in ("", "0") or send_initial else int(rv_param)
+        except ValueError:
+            raise bad_request(f"invalid resource version: {rv_param!r}") from None
+        try:
+            timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else None
+        except ValueError:
+            raise bad_request(f"invalid timeoutSeconds {q.get('timeoutSeconds')!r}") from None
+        bookmarks = _truthy(q.get("allowWatchBookmarks"))
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        include = q.get("includeObject", "PartialObjectMetadata")
+
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        watcher = Watcher(rt, namespace, label_reqs, field_reqs, self._notifier(loop, wake))
+        response = web.StreamResponse(
+            status=200, headers={"Content-Type": _JSON, "Cache-Control": "no-cache, private"}
+        )
+        response.enable_chunked_encoding()
+        try:
+            self.store.add_watcher(watcher, start_rv)
+        except ApiError as err:
+            # kube-apiserver reports a too-old resourceVersion inside the stream, not as HTTP 410
+            await response.prepare(request)
+            await response.write(_event_line(b"ERROR", orjson.dumps(err.status())))
+            await response.write_eof()
+            return response
+        self._streams[watcher] = request
+        deadline = loop.time() + timeout if timeout else None
+        next_bookmark = loop.time() + self.bookmark_interval
+        initial_end_pending = send_initial
+        first_table = True
+        try:
+            await response.prepare(request)
+            while True:
+                wake.clear()
+                control = watcher.control
+                if control == "drop":
+                    transport = request.transport
+                    if transport is not None:
+                        transport.abort()
+                    return response
+                now = loop.time()
+                if not self.faults.watches_hung or control in ("close", "expire"):
+                    items, rv = self.store.drain(watcher)
+                    chunks: list[bytes] = []
+                    for kind, entry in items:
+                        if as_table:
+                            row = tables.row(entry, include, _render(entry, rt))
+                            obj = tables.table([row], with_columns=first_table)
+                            first_table = False
+                        else:
+                            obj = _render(entry, rt)
+                        chunks.append(_event_line(kind.encode(), obj))
+                    if initial_end_pending:
+                        chunks.append(_bookmark(rt, rv, initial_end=True))
+                        initial_end_pending = False
+                    if bookmarks and now >= next_bookmark:
+                        chunks.append(_bookmark(rt, rv))
+                        next_bookmark = now + self.bookmark_interval
+                    if control == "expire":
+                        chunks.append(
+                            _event_line(
+                                b"ERROR",
+                                orjson.dumps(
+                                    status_body(410, f"too old resource version: {rv}", "Expired")
+                                ),
+                            )
+                        )
+                    if chunks:
+                        await response.write(b"".join(chunks))
+                    if control in ("expire", "close") or self._stopping:
+                        break
+                    if deadline is not None and now >= deadline:
+                        break
+                waits = []
+                if deadline is not None and not self.faults.watches_hung:
+                    waits.append(deadline - now)
+                if bookmarks and not self.faults.watches_hung:
+                    waits.append(next_bookmark - now)
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), max(0.0, min(waits)) if waits else None)
+            await response.write_eof()
+        except (ConnectionResetError, ConnectionError):
+            pass
+        finally:
+            self.store.remove_watcher(watcher)
+            self._streams.pop(watcher, None)
+        return response
+
+    def _notifier(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> Callable[[], None]:
+        """A thread-safe, coalescing "you have events" callback for one watch."""
+        pending = False
+
+        def fire() -> None:
+            nonlocal pending
+            pending = False
+            wake.set()
+
+        def notify() -> None:
+            nonlocal pending
+            if pending:
+                return
+            pending = True
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(fire)
+
+        return notify
+
+
+def _no_resource() -> ApiError:
+    return ApiError(404, "the server could not find the requested resource", "NotFound")
+
+
+def _render(entry: Entry, rt: ResourceType) -> bytes:
+    """The object's bytes as seen through ``rt``'s version (CRDs serve several versions)."""
+    if entry.api_version == rt.api_version:
+        return entry.raw
+    obj = entry.obj()
+    obj["apiVersion"] = rt.api_version
+    return orjson.dumps(obj)
+
+
+def _event_line(kind: bytes, obj: bytes) -> bytes:
+    return b'{"type":"' + kind + b'","object":' + obj + b"}\n"
+
+
+def _bookmark(rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
+    meta: dict[str, Any] = {"resourceVersion": str(rv)}
+    if initial_end:
+        meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+    obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
+    return _event_line(b"BOOKMARK", orjson.dumps(obj))
+
+
+def _is_dry_run(request: web.Request) -> bool:
+    return "dryRun" in request.query
+
+
+async def _read_body(request: web.Request) -> dict[str, Any]:
+    data = await request.read()
+    ctype = request.headers.get("Content-Type", "")
+    try:
+        obj = yaml.safe_load(data) if "yaml" in ctype else orjson.loads(data)
+    except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
+        raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
+    if not isinstance(obj, dict):
+        raise bad_request("the body of the request must be an object")
+    return obj
+
+
+def _check_kind(obj: dict[str, Any], rt: ResourceType) -> None:
+    if obj.get("apiVersion") != rt.api_version or obj.get("kind") != rt.kind:
+        raise bad_request(
+            f"the API version in the data ({obj.get('apiVersion')}) and kind "
+            f"({obj.get('kind')}) do not match the expected {rt.api_version} {rt.kind}"
+        )
