@@ -1,0 +1,428 @@
+"""The ``k8s`` source: every object of the selected resources, listed then watched.
+
+Structure: one :class:`~meshsync_k8s.watcher.ResourceWatcher` per (resource, namespace), all
+sharing one :class:`~meshsync_k8s.client.ApiClient`. Two internal watchers feed configuration
+instead of sinks: one on CustomResourceDefinitions (:class:`~meshsync_k8s.crds.CrdCatalog`) and
+one on the MeshSync custom resource. Whenever either changes, :meth:`_reconcile` computes the
+wanted set and starts, stops or retunes watchers - no restart needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from meshsync_core import ConfigError, Event, EventType, Options, Source, StartupError
+from meshsync_core.components import SourceContext
+from meshsync_core.settings import as_list
+from meshsync_k8s import meshsync_cr
+from meshsync_k8s.client import ApiClient, ApiError
+from meshsync_k8s.crds import CrdCatalog
+from meshsync_k8s.kubeconfig import load_connection
+from meshsync_k8s.meshsync_cr import MeshSyncConfig, parse_meshsync_cr, read_meshsync_cr
+from meshsync_k8s.resources import (
+    ApiResource,
+    Discovery,
+    ResourceName,
+    default_set,
+    discover,
+    parse_resource_list,
+    resolve,
+)
+from meshsync_k8s.watcher import ALL_EVENTS, ResourceWatcher, Tuning
+
+Key = tuple[str, str]
+_CRD_NAME = ResourceName("customresourcedefinitions", None, "apiextensions.k8s.io")
+_CR_NAME = ResourceName(meshsync_cr.PLURAL, None, meshsync_cr.GROUP)
+
+
+class KubernetesSource(Source):
+    """Lists and watches a Kubernetes cluster through its API server."""
+
+    name = "k8s"
+    aliases = ("kubernetes",)
+    description = "a Kubernetes cluster: list + watch of the default set, CRDs and more"
+
+    def __init__(self, options: Options, *, tuning: Tuning | None = None) -> None:
+        super().__init__(options)
+        self.kubeconfig: str | None = options.get("kubeconfig") or None
+        self.context_name: str | None = options.get("context") or None
+        self.includes, self.excludes = parse_resource_list(as_list(options.get("resources")))
+        if self.includes and self.excludes:
+            raise ConfigError(
+                "--resources mixes resources to watch ("
+                + ", ".join(map(str, self.includes))
+                + ") with exclusions (-"
+                + ", -".join(map(str, self.excludes))
+                + "): give either a list to watch or a list to exclude"
+            )
+        self.namespaces: list[str] = sorted(set(as_list(options.get("namespaces"))))
+        self.label_selector: str | None = options.get("label_selector") or None
+        self.field_selector: str | None = options.get("field_selector") or None
+        self.cluster_scoped = options.get("cluster_scoped", True) is not False
+        self.watch_crds = options.get("watch_crds", True) is not False
+        self.use_meshsync_cr = options.get("meshsync_cr", True) is not False
+        self.tuning = tuning or options.get("k8s_tuning") or Tuning()
+        self.client: ApiClient | None = None
+        self.cluster_id = ""
+        self.discovery: Discovery | None = None
+        self.defaults: list[ApiResource] = []
+        self.cr_config: MeshSyncConfig | None = None
+        self.crds = CrdCatalog(self._request_reconcile)
+        #: (group, plural) -> one watcher per namespace (or one cluster-wide).
+        self.watchers: dict[Key, list[ResourceWatcher]] = {}
+        self._crd_watcher: ResourceWatcher | None = None
+        self._cr_watcher: ResourceWatcher | None = None
+        self._ctx: SourceContext | None = None
+        self._pending: set[ResourceWatcher] = set()
+        self._setup_done = False
+        self._synced = False
+        self._dirty = asyncio.Event()
+        self._reconcile_lock = asyncio.Lock()
+
+    # -- start-up --------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        conn = load_connection(self.kubeconfig, self.context_name)
+        tuning = self.tuning
+        self.client = ApiClient(
+            conn, connect_timeout=tuning.connect_timeout, request_timeout=tuning.request_timeout
+        )
+        where = f"{conn.server} ({conn.origin})"
+        try:
+            kube_system = await self.client.get("/api/v1/namespaces/kube-system")
+        except ApiError as exc:
+            if exc.code == 0:
+                raise StartupError(
+                    f"cannot reach the Kubernetes API server at {where}: {exc.message}"
+                ) from None
+            if exc.code == 401:
+                raise StartupError(
+                    f"the API server at {where} rejected the credentials (401 Unauthorized)"
+                ) from None
+            if exc.code not in (403, 404):
+                raise StartupError(f"the API server at {where} answered {exc}") from None
+            self.log.warning("cannot read namespace kube-system (%s): cluster id left empty", exc)
+            kube_system = {}
+        meta = kube_system.get("metadata") if isinstance(kube_system, dict) else None
+        self.cluster_id = str(meta.get("uid") or "") if isinstance(meta, dict) else ""
+        try:
+            self.discovery = await discover(self.client)
+        except ApiError as exc:
+            raise StartupError(f"API discovery failed at {where}: {exc}") from None
+        self._check_names()
+        self.defaults, skipped = default_set(self.discovery)
+        for note in skipped:
+            self.log.info("not watching %s: not served by this cluster", note)
+        if self.use_meshsync_cr:
+            cr_api = self.discovery.find(_CR_NAME)
+            if cr_api is not None:
+                try:
+                    self.cr_config, note = await read_meshsync_cr(self.client, cr_api.version)
+                except ApiError as exc:
+                    raise StartupError(f"cannot read the MeshSync custom resource: {exc}") from None
+                if self.cr_config is not None:
+                    self.log.info("MeshSync custom resource: %s", self.cr_config.describe())
+                else:
+                    self.log.info("MeshSync custom resource %s", note)
+        self.log.info("connected to %s, cluster id %s", where, self.cluster_id or "(unknown)")
+
+    def _check_names(self) -> None:
+        assert self.discovery is not None
+        for name in [*self.includes, *self.excludes]:
+            if self.discovery.find(name) is None and not name.qualified:
+                raise ConfigError(
+                    f"unknown resource {str(name)!r}: the API server serves no resource by that "
+                    "name (use a plural like pods, or plural.version.group like "
+                    "deployments.v1.apps)"
+                )
+        for name in self.includes:
+            if self.discovery.find(name) is None:
+                self.log.warning(
+                    "resource %s is not served (yet); it will be watched if a CRD defines it",
+                    name,
+                )
+
+    # -- run -------------------------------------------------------------------------------
+
+    async def run(self, ctx: SourceContext) -> None:
+        assert self.client is not None and self.discovery is not None
+        self._ctx = ctx
+        reconciler = asyncio.create_task(self._reconcile_loop(), name="k8s:reconcile")
+        try:
+            crd_api = self.discovery.find(_CRD_NAME) if self.watch_crds else None
+            if crd_api is not None:
+                listed = asyncio.Event()
+                self._crd_watcher = ResourceWatcher(
+                    self.client,
+                    crd_api,
+                    self.crds.handle,
+                    tuning=self.tuning,
+                    on_listed=lambda _w, _ok: listed.set(),
+                    log=self.log,
+                )
+                self._crd_watcher.start()
+                await listed.wait()
+            await self._reconcile()
+            self._setup_done = True
+            self._check_synced()
+            await asyncio.Event().wait()
+        finally:
+            reconciler.cancel()
+            watchers = [w for ws in self.watchers.values() for w in ws]
+            watchers += [w for w in (self._crd_watcher, self._cr_watcher) if w is not None]
+            for watcher in watchers:
+                if watcher.task is not None:
+                    watcher.task.cancel()
+            await asyncio.gather(
+                reconciler, *(w.task for w in watchers if w.task), return_exceptions=True
+            )
+
+    def _request_reconcile(self) -> None:
+        self._dirty.set()
+
+    async def _reconcile_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if self._setup_done:
+                await self._reconcile()
+
+    async def _emit(self, event: Event) -> None:
+        assert self._ctx is not None
+        await self._ctx.emit(event)
+
+    def _on_listed(self, watcher: ResourceWatcher, ok: bool) -> None:
+        self._pending.discard(watcher)
+        self._check_synced()
+
+    def _check_synced(self) -> None:
+        if self._setup_done and not self._pending and not self._synced:
+            self._synced = True
+            self.log.info(
+                "initial sync complete: %d resource(s), %d object(s)",
+                len(self.watchers),
+                sum(len(w.state) for ws in self.watchers.values() for w in ws),
+            )
+            assert self._ctx is not None
+            self._ctx.initial_sync_complete()
+
+    # -- what to watch ---------------------------------------------------------------------
+
+    def catalog(self) -> list[ApiResource]:
+        """Every watchable resource now: discovery's static ones plus current CRDs'."""
+        assert self.discovery is not None
+        if self._crd_watcher is None or not self._crd_watcher.listed:
+            return list(self.discovery.resources)
+        owned = self.crds.ever
+        static = [r for r in self.discovery.resources if r.key not in owned]
+        return static + self.crds.resources
+
+    def desired(self) -> dict[Key, tuple[ApiResource, frozenset[EventType]]]:
+        """The wanted watch set: CLI and custom resource selections combined (see the docs)."""
+        assert self.discovery is not None
+        catalog = self.catalog()
+        preferred = self.discovery.preferred
+        by_key = {r.key: r for r in catalog}
+        cr = self.cr_config
+        base: dict[Key, tuple[ApiResource, frozenset[EventType]]] = {}
+        if self.includes:
+            for name in self.includes:
+                res = resolve(name, catalog, preferred)
+                if res is not None:
+                    base[res.key] = (res, ALL_EVENTS)
+        elif not (cr and cr.whitelist):
+            for res in self.defaults:
+                current = by_key.get(res.key)
+                if current is not None:
+                    base[res.key] = (current, ALL_EVENTS)
+            if self._crd_watcher is not None:
+                for res in self.crds.resources:
+                    base[res.key] = (res, ALL_EVENTS)
+        if cr and cr.whitelist:
+            allowed: dict[Key, tuple[ApiResource, frozenset[EventType]]] = {}
+            for name, events in cr.whitelist:
+                res = resolve(name, catalog, preferred)
+                if res is not None:
+                    allowed[res.key] = (res, events)
+            if self.includes:
+                base = {k: (v[0], allowed[k][1]) for k, v in base.items() if k in allowed}
+            else:
+                base = allowed
+        excludes = [*self.excludes, *(cr.blacklist if cr else ())]
+        return {
+            key: value
+            for key, value in base.items()
+            if not any(value[0].matches(name) for name in excludes)
+            and (self.cluster_scoped or value[0].namespaced)
+        }
+
+    async def _reconcile(self) -> None:
+        async with self._reconcile_lock:
+            await self._reconcile_cr_watcher()
+            desired = self.desired()
+            crd_keys = self.crds.keys
+            for key in [k for k in self.watchers if k not in desired]:
+                gone = key in self.crds.ever and key not in crd_keys
+                for watcher in self.watchers.pop(key):
+                    self._pending.discard(watcher)
+                    await watcher.stop(emit_deletes=gone)
+                self.log.info("stopped watching %s%s", key[1], " (CRD deleted)" if gone else "")
+            for key, (api, events) in desired.items():
+                current = self.watchers.get(key)
+                if current and current[0].api == api:
+                    for watcher in current:
+                        watcher.events = events
+                    continue
+                states: dict[str | None, dict[str, str]] = {}
+                if current:  # served version changed: keep what was emitted, re-list as a diff
+                    for watcher in current:
+                        self._pending.discard(watcher)
+                        await watcher.stop()
+                        states[watcher.namespace] = watcher.state
+                self.watchers[key] = [
+                    self._start_watcher(api, events, ns, states.get(ns))
+                    for ns in (self.namespaces if api.namespaced and self.namespaces else [None])
+                ]
+            self._check_synced()
+
+    def _start_watcher(
+        self,
+        api: ApiResource,
+        events: frozenset[EventType],
+        namespace: str | None,
+        state: dict[str, str] | None,
+    ) -> ResourceWatcher:
+        assert self.client is not None
+        watcher = ResourceWatcher(
+            self.client,
+            api,
+            self._emit,
+            namespace=namespace,
+            cluster_id=self.cluster_id,
+            tuning=self.tuning,
+            label_selector=self.label_selector,
+            field_selector=self.field_selector,
+            events=events,
+            on_listed=self._on_listed,
+            log=self.log,
+            source_name=self.name,
+            state=state,
+        )
+        if not self._synced:
+            self._pending.add(watcher)
+        watcher.start()
+        self.log.debug("watching %s", watcher.label)
+        return watcher
+
+    # -- the MeshSync custom resource ------------------------------------------------------
+
+    async def _reconcile_cr_watcher(self) -> None:
+        if not self.use_meshsync_cr or self.client is None:
+            return
+        cr_api = resolve(_CR_NAME, self.catalog())
+        running = self._cr_watcher
+        if running is not None and (cr_api is None or running.api != cr_api):
+            self._cr_watcher = None
+            await running.stop()
+            if cr_api is None and self.cr_config is not None:
+                self.log.warning("MeshSync custom resource definition removed: no restriction")
+                self.cr_config = None
+        if cr_api is not None and self._cr_watcher is None:
+            self._cr_watcher = ResourceWatcher(
+                self.client,
+                cr_api,
+                self._on_cr_event,
+                namespace=meshsync_cr.NAMESPACE,
+                tuning=self.tuning,
+                log=self.log,
+            )
+            self._cr_watcher.start()
+
+    async def _on_cr_event(self, event: Event) -> None:
+        if event.name != meshsync_cr.NAME:
+            return
+        new: MeshSyncConfig | None
+        if event.type is EventType.DELETED:
+            new = None
+        else:
+            try:
+                new = parse_meshsync_cr(event.object)
+            except ConfigError as exc:
+                self.log.warning("ignoring the changed MeshSync custom resource: %s", exc)
+                return
+        if new != self.cr_config:
+            self.cr_config = new
+            self.log.info(
+                "MeshSync custom resource %s: %s",
+                "deleted" if new is None else "changed",
+                "no restriction" if new is None else new.describe(),
+            )
+            self._request_reconcile()
+
+    # -- sinks' requests -------------------------------------------------------------------
+
+    async def resync(self) -> None:
+        """Re-list every watched resource and re-emit every object (Go's resync-discovery).
+
+        Objects deleted meanwhile are emitted as DELETED (Go loses those).
+        """
+        waiters = [w.request_resync() for ws in self.watchers.values() for w in ws]
+        if waiters:
+            await asyncio.gather(*waiters)
+
+    def current_state(self) -> AsyncIterator[Event]:
+        return self._current_state()
+
+    async def _current_state(self) -> AsyncIterator[Event]:
+        """A fresh paginated list of every watched resource: nothing is kept in memory."""
+        assert self.client is not None
+        for watchers in list(self.watchers.values()):
+            for watcher in watchers:
+                try:
+                    pages = self.client.list_pages(
+                        watcher.path, watcher.params, self.tuning.page_size
+                    )
+                    async with contextlib.aclosing(pages):
+                        async for page in pages:
+                            for item in page.get("items") or []:
+                                if watcher._identity(item) is None:
+                                    continue
+                                if "kind" not in item:
+                                    item["apiVersion"] = watcher.api_version
+                                    item["kind"] = watcher.kind
+                                yield Event(
+                                    EventType.ADDED,
+                                    item,
+                                    watcher.resource,
+                                    self.name,
+                                    self.cluster_id,
+                                )
+                except ApiError as exc:
+                    self.log.warning("current state: cannot list %s: %s", watcher.label, exc)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+
+    # -- introspection (tests, metrics) ----------------------------------------------------
+
+    @property
+    def tracked(self) -> int:
+        """Objects currently tracked (emitted and not deleted)."""
+        return sum(len(w.state) for ws in self.watchers.values() for w in ws)
+
+    def watched(self) -> list[str]:
+        return sorted(str(ws[0].api) for ws in self.watchers.values())
+
+    def stats(self) -> dict[str, Any]:
+        watchers = [w for ws in self.watchers.values() for w in ws]
+        return {
+            "resources": len(self.watchers),
+            "objects": self.tracked,
+            "lists": sum(w.lists for w in watchers),
+            "watches": sum(w.watches for w in watchers),
+            "malformed": sum(w.malformed for w in watchers),
+        }
