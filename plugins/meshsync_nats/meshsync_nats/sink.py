@@ -201,7 +201,12 @@ class NatsSink(Sink):
         await self.nc.subscribe(SUBJECT_REQUEST, queue=QUEUE_GROUP, cb=self._on_request)
         if self.jetstream:
             await self._ensure_stream()
-        await self._pump()
+        if self.pending:
+            # Changes piled up while NATS was unreachable: give subscribers that start along
+            # with the server (Meshery Server) the same head start as after a reconnect.
+            await self._resume()
+        else:
+            await self._pump()
 
     def _current_url(self) -> str:
         url = self.nc.connected_url

@@ -1,0 +1,207 @@
+"""Delivery without silent loss: NATS down at start, restarts mid-stream, a full buffer,
+JetStream durability, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import signal
+
+import pytest
+from meshsync_nats import wire
+from meshsync_nats.sink import NatsSink
+from meshsync_nats.testing import NatsServer, free_port
+
+from meshsync_core import Engine
+from tests.nats.helpers import (
+    ModelSource,
+    Running,
+    Subscriber,
+    log_lines,
+    nats_options,
+    pod,
+    wait_connected,
+    wait_until,
+)
+
+
+async def churn(
+    source: ModelSource,
+    rng: random.Random,
+    steps: int,
+    pace: float = 0.002,
+    prefix: str = "p",
+    progress: list[int] | None = None,
+) -> None:
+    """Random creates, updates and deletes of the objects named ``prefix*`` (pace spaces the
+    stream out; ``progress[0]`` counts the steps done)."""
+    for step in range(steps):
+        roll = rng.random()
+        uids = [
+            uid for uid, (_, o) in source.model.items() if o["metadata"]["name"].startswith(prefix)
+        ]
+        if roll < 0.2 or not uids:
+            await source.apply(pod(f"{prefix}new-{step}"))
+        elif roll < 0.3:
+            await source.delete(rng.choice(uids))
+        else:
+            _, obj = source.model[rng.choice(uids)]
+            await source.apply({**obj, "status": {"step": step}})
+        if progress is not None:
+            progress[0] += 1
+        await asyncio.sleep(pace)
+
+
+async def test_start_with_nats_down_buffers_then_delivers(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="meshsync")
+    port = free_port()
+    source = ModelSource([pod(f"p{i}") for i in range(20)])
+    sink = NatsSink(nats_options(f"127.0.0.1:{port}", nats_resend_delay=1.0))
+    server = NatsServer(tmp_path / "nats", port=port)
+    subscriber = Subscriber()
+    try:
+        async with Running(Engine([source], [sink])):
+            await source.started()
+            await wait_until(
+                lambda: len(log_lines(caplog, contains="cannot reach NATS")) >= 2,
+                what="retry log lines",
+            )
+            assert not sink.ready
+            await source.apply(pod("p3", status={"phase": "Running"}))
+            await source.delete("uid-default-p4")
+            server.start()
+            await subscriber.connect(server.url)
+            await subscriber.wait_for(lambda: subscriber.versions() == source.versions())
+            await wait_until(lambda: sink.ready, what="sink ready")
+    finally:
+        await subscriber.close()
+        server.stop()
+    line = log_lines(caplog, contains="cannot reach NATS")[0]
+    assert f"127.0.0.1:{port}" in line and "retrying" in line
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["restart", "crash"])
+async def test_restart_mid_stream_subscriber_converges(tmp_path, sig: int) -> None:
+    """The server goes away while changes stream; each phase touches its own objects, so a
+    change lost in flight when the server dies would stay visible in the final comparison."""
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    subscriber = Subscriber()
+    await subscriber.connect(server.url)
+    source = ModelSource([pod(f"a{i}") for i in range(100)] + [pod(f"b{i}") for i in range(50)])
+    sink = NatsSink(nats_options(server.url))
+    rng = random.Random(sig)
+    try:
+        async with Running(Engine([source], [sink])):
+            await source.started()
+            await wait_connected(sink)
+            progress = [0]
+            before = asyncio.create_task(churn(source, rng, 400, 0.0005, "a", progress))
+            await wait_until(lambda: progress[0] >= 200, what="changes streaming")
+            await asyncio.to_thread(server.stop, sig)  # while the "a" changes keep coming
+            await before
+            await churn(source, rng, 100, 0.001, "b")  # NATS is down
+            await asyncio.to_thread(server.start)
+            await churn(source, rng, 100, 0.001, "c")  # reconnecting, then live again
+            await wait_until(lambda: sink._live, what="sink live again")
+            await churn(source, rng, 50, 0.001, "d")
+            await subscriber.wait_for(
+                lambda: subscriber.versions() == source.versions(), timeout=20
+            )
+            assert sink.stats["disconnects"] >= 1 and sink.stats["reconnects"] >= 1
+    finally:
+        await subscriber.close()
+        server.stop()
+
+
+async def test_full_buffer_drops_are_counted_then_resync_converges(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="meshsync")
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    subscriber = Subscriber()
+    await subscriber.connect(server.url)
+    source = ModelSource([pod(f"p{i}") for i in range(30)])
+    sink = NatsSink(nats_options(server.url, nats_buffer_size=5))
+    try:
+        async with Running(Engine([source], [sink])):
+            await source.started()
+            await wait_connected(sink)
+            await subscriber.wait_for(lambda: subscriber.versions() == source.versions())
+            await asyncio.to_thread(server.stop)
+            await wait_until(lambda: not sink.nc.is_connected, what="disconnect seen")
+            for i in range(30):
+                _, obj = source.model[f"uid-default-p{i}"]
+                await source.apply({**obj, "status": {"phase": "Changed"}})
+            await source.delete("uid-default-p0")
+            await wait_until(lambda: sink.pending.dropped > 0, what="drops")
+            await asyncio.to_thread(server.start)
+            await subscriber.wait_for(
+                lambda: subscriber.versions() == source.versions(), timeout=20
+            )
+    finally:
+        await subscriber.close()
+        server.stop()
+    assert source.resyncs >= 1
+    assert log_lines(caplog, contains="buffer full")
+    assert log_lines(caplog, contains="asking the sources to resync")
+
+
+async def test_jetstream_survives_restart_with_zero_missing_events(tmp_path) -> None:
+    server = NatsServer(tmp_path / "nats", jetstream=True)
+    server.start()
+    source = ModelSource([pod(f"p{i}") for i in range(20)])
+    sent: list[str] = []
+    original_emit = source._emit
+
+    async def recording_emit(event):  # the source's own record of every change it made
+        sent.append(f"{event.uid}|{event.resource_version}|{event.type.value}")
+        await original_emit(event)
+
+    source._emit = recording_emit  # type: ignore[method-assign]
+    sink = NatsSink(nats_options(server.url, nats_jetstream=True, nats_stream="MESHSYNC_TEST"))
+    rng = random.Random(7)
+    try:
+        async with Running(Engine([source], [sink])) as run:
+            await source.started()
+            await wait_connected(sink)
+            await churn(source, rng, 100)
+            await asyncio.to_thread(server.restart)
+            await churn(source, rng, 100)
+            await wait_until(
+                lambda: sink.nc.is_connected and sink._live and not sink.pending,
+                timeout=20,
+                what="all pending published",
+            )
+            await run.stop()
+        reader = Subscriber()
+        await reader.connect(server.url)
+        assert reader.nc is not None
+        jsm = reader.nc.jsm()
+        info = await jsm.stream_info("MESHSYNC_TEST")
+        assert info.config.subjects == [wire.SUBJECT_CORE]
+        stored = []
+        for seq in range(info.state.first_seq, info.state.last_seq + 1):
+            msg = await jsm.get_msg("MESHSYNC_TEST", seq)
+            stored.append(msg.headers["Nats-Msg-Id"])
+        await reader.close()
+    finally:
+        server.stop()
+    assert len(sent) > 200
+    assert sorted(set(sent) - set(stored)) == []  # zero missing
+    assert len(stored) == len(set(stored))  # de-duplicated by Nats-Msg-Id
+
+
+async def test_ready_needs_connection_and_initial_sync(nats_server: NatsServer) -> None:
+    source = ModelSource([pod("a")])
+    sink = NatsSink(nats_options(nats_server.url))
+    assert not sink.ready
+    async with Running(Engine([source], [sink])):
+        await source.started()
+        await wait_until(lambda: sink.ready, what="ready")
+        await asyncio.to_thread(nats_server.stop)
+        await wait_until(lambda: not sink.ready, what="not ready while disconnected")

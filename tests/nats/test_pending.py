@@ -1,0 +1,95 @@
+"""The bounded coalescing buffer that holds changes while NATS is unreachable."""
+
+from __future__ import annotations
+
+from meshsync_nats.pending import PendingBuffer
+
+from meshsync_core import Event, EventType
+from tests.nats.helpers import PODS
+
+
+def ev(
+    name: str, event_type: EventType = EventType.MODIFIED, rv: str = "1", uid: str = ""
+) -> Event:
+    obj = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "d",
+            "uid": uid or f"uid-{name}",
+            "resourceVersion": rv,
+        },
+    }
+    return Event(event_type, obj, PODS)
+
+
+def summary(events: list[Event]) -> list[tuple[str, str, str]]:
+    return [(e.name, e.type.value, e.resource_version) for e in events]
+
+
+def test_latest_state_replaces_older_and_moves_to_end() -> None:
+    buf = PendingBuffer(10)
+    buf.extend([ev("a", rv="1"), ev("b", rv="1"), ev("a", rv="2")])
+    assert summary(buf.drain()) == [("b", "MODIFIED", "1"), ("a", "MODIFIED", "2")]
+    assert buf.coalesced == 1 and buf.dropped == 0 and not buf
+
+
+def test_added_then_modified_stays_added_and_delete_wins() -> None:
+    buf = PendingBuffer(10)
+    buf.extend([ev("a", EventType.ADDED, "1"), ev("a", EventType.MODIFIED, "2")])
+    buf.extend([ev("b", EventType.ADDED, "1"), ev("b", EventType.DELETED, "2")])
+    assert summary(buf.drain()) == [("a", "ADDED", "2"), ("b", "DELETED", "2")]
+
+
+def test_delete_then_recreate_with_same_name_keeps_order() -> None:
+    buf = PendingBuffer(10)
+    buf.add(ev("web", EventType.DELETED, "5", uid="old"))
+    buf.add(ev("web", EventType.ADDED, "6", uid="new"))
+    assert [(e.uid, e.type.value) for e in buf.drain()] == [("old", "DELETED"), ("new", "ADDED")]
+
+
+def test_full_buffer_drops_oldest_state_never_a_delete() -> None:
+    buf = PendingBuffer(2)
+    buf.add(ev("gone", EventType.DELETED))
+    buf.extend([ev("a"), ev("b"), ev("c")])
+    assert buf.dropped == 1
+    assert summary(buf.drain()) == [
+        ("gone", "DELETED", "1"),
+        ("b", "MODIFIED", "1"),
+        ("c", "MODIFIED", "1"),
+    ]
+    # Deletes beyond the capacity are all kept.
+    buf.extend([ev(f"d{i}", EventType.DELETED) for i in range(5)])
+    assert len(buf) == 5 and buf.dropped == 1
+
+
+def test_add_older_puts_events_in_front_and_newer_wins() -> None:
+    buf = PendingBuffer(10)
+    buf.extend([ev("a", rv="3"), ev("c", rv="1")])
+    buf.add_older([ev("a", rv="2"), ev("b", rv="1")])
+    assert summary(buf.drain()) == [
+        ("b", "MODIFIED", "1"),
+        ("a", "MODIFIED", "3"),
+        ("c", "MODIFIED", "1"),
+    ]
+
+
+def test_keep_all_mode_keeps_history_until_full_then_compacts() -> None:
+    buf = PendingBuffer(3, keep_all=True)
+    buf.extend([ev("a", rv="1"), ev("a", rv="2"), ev("b", rv="1")])
+    assert summary(buf.drain()) == [
+        ("a", "MODIFIED", "1"),
+        ("a", "MODIFIED", "2"),
+        ("b", "MODIFIED", "1"),
+    ]
+    buf.extend([ev("a", rv="1"), ev("a", rv="2"), ev("b", rv="1"), ev("a", rv="3")])
+    assert buf.compactions == 1 and buf.dropped == 0
+    assert summary(buf.drain()) == [("b", "MODIFIED", "1"), ("a", "MODIFIED", "3")]
+
+
+def test_partial_drain_in_order() -> None:
+    buf = PendingBuffer(10)
+    buf.extend([ev(n) for n in "abcde"])
+    assert [e.name for e in buf.drain(2)] == ["a", "b"]
+    assert [e.name for e in buf.drain()] == ["c", "d", "e"]
