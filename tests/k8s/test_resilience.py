@@ -1,0 +1,132 @@
+"""Faults: after each, the emitted stream converges EXACTLY to the server, no duplicate ADDED."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+from meshsync_core import EventType
+from meshsync_k8s.fake_apiserver import FakeApiServer, bulk_objects
+
+from .conftest import Running, fold, rv_view, server_view, wait_until
+
+RESOURCES = [("pods", ""), ("configmaps", "")]
+
+
+def _converged(server: FakeApiServer, running: Running) -> bool:
+    return rv_view(fold(running.sink.events)) == server_view(server, RESOURCES)
+
+
+async def _converge(server: FakeApiServer, running: Running, timeout: float = 15.0) -> None:
+    await wait_until(lambda: _converged(server, running), timeout, "convergence with the server")
+    fold(running.sink.events)  # asserts no duplicate ADDED / phantom changes
+
+
+def _churn(server: FakeApiServer, tag: str) -> dict[str, Any]:
+    """Create one, modify one, delete one configmap; return what was deleted."""
+    server.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": f"new-{tag}", "namespace": "bulk-0"},
+            "data": {"x": tag},
+        }
+    )
+    cms = [o for o in server.objects("configmaps") if not o["metadata"]["name"].startswith("new-")]
+    changed = copy.deepcopy(cms[0])
+    changed.setdefault("data", {})["changed"] = tag
+    server.update(changed)
+    return server.delete(cms[-1])
+
+
+async def _started(server: FakeApiServer, run_source, n: int = 400) -> Running:
+    server.load(bulk_objects(n))
+    running = await run_source(resources=["pods", "configmaps"], namespaces=[])
+    await running.synced()
+    await _converge(server, running)
+    return running
+
+
+async def test_expired_watch_relists_only_the_difference(server, run_source) -> None:
+    running = await _started(server, run_source)
+    lists_before = running.source.stats()["lists"]
+    before = len(running.sink.events)
+    server.faults.expire_watches()
+    _churn(server, "a")
+    await _converge(server, running)
+    await wait_until(lambda: running.source.stats()["lists"] > lists_before, what="a re-list")
+    # only the three changes, although 400 objects were listed again
+    assert [e.type for e in running.sink.events[before:]] == [
+        EventType.ADDED,
+        EventType.MODIFIED,
+        EventType.DELETED,
+    ]
+
+
+async def test_compaction_while_disconnected_emits_lost_deletes(server, run_source) -> None:
+    running = await _started(server, run_source)
+    before = len(running.sink.events)
+    server.faults.fail_next(10**6, 503)  # every reconnect fails for now
+    server.faults.drop_connections()
+    deleted = _churn(server, "b")
+    extra = server.objects("pods")[5]
+    server.delete(extra)
+    server.faults.compact()  # the missed history is gone: resuming the watch gets 410
+    server.faults.fail_next(0)
+    await _converge(server, running)
+    new = running.sink.events[before:]
+    vanished = [e for e in new if e.type is EventType.DELETED]
+    assert {e.uid for e in vanished} == {deleted["metadata"]["uid"], extra["metadata"]["uid"]}
+    # a delete seen only through a re-list carries the last known identity
+    stub = next(e for e in vanished if e.uid == extra["metadata"]["uid"])
+    assert stub.object["kind"] == "Pod" and stub.object["apiVersion"] == "v1"
+    assert (
+        stub.name == extra["metadata"]["name"] and stub.namespace == extra["metadata"]["namespace"]
+    )
+    assert len(new) == 4  # ADDED, MODIFIED, DELETED, DELETED: no flood
+
+
+async def test_dropped_connections_and_5xx_bursts(server, run_source) -> None:
+    running = await _started(server, run_source)
+    for round_ in range(3):
+        server.faults.fail_next(4, 500)
+        server.faults.drop_connections()
+        _churn(server, f"c{round_}")
+        await _converge(server, running)
+
+
+async def test_hung_stream_is_noticed(server, run_source) -> None:
+    running = await _started(server, run_source)
+    watches = running.source.stats()["watches"]
+    server.faults.hang_watches()
+    _churn(server, "d")
+    # the inactivity timeout (1s in tests) notices the silent stream and reconnects
+    await wait_until(lambda: running.source.stats()["watches"] > watches, what="a reconnect")
+    server.faults.resume_watches()
+    await _converge(server, running)
+
+
+async def test_forbidden_resource_does_not_block_others(server, run_source, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="meshsync")
+    server.load(bulk_objects(40))
+    server.faults.forbid("pods")
+    running = await run_source(resources=["pods", "configmaps"])
+    await running.synced()  # initial sync excepts the forbidden resource
+    cms = {o["metadata"]["uid"] for o in server.objects("configmaps")}
+    assert {e.uid for e in running.sink.events} == cms
+    await wait_until(lambda: running.source.stats()["lists"] >= 4, what="slow retries")
+    warnings = [r.getMessage() for r in caplog.records if "forbidden" in r.getMessage()]
+    assert len(warnings) == 1 and "pods" in warnings[0]
+    server.faults.allow("pods")
+    await _converge(server, running)
+
+
+async def test_relist_without_changes_emits_nothing(server, run_source) -> None:
+    running = await _started(server, run_source, n=120)
+    before = len(running.sink.events)
+    lists = running.source.stats()["lists"]
+    server.faults.expire_watches()
+    await wait_until(lambda: running.source.stats()["lists"] >= lists + 2, what="re-lists")
+    await wait_until(lambda: running.source.stats()["watches"] >= 4, what="watches resumed")
+    assert len(running.sink.events) == before
