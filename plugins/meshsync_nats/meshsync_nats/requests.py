@@ -82,14 +82,18 @@ class RequestHandler:
         self._last_logged: dict[str, float] = {}
         self.handled: dict[str, int] = {}
 
-    def _warn(self, reason: str, *args: Any) -> None:
-        """One warning per reason per minute, so a misbehaving client cannot flood the log."""
+    def _warn(self, message: str, *args: Any) -> None:
+        """One warning per distinct message per minute, so a misbehaving client cannot flood
+        the log; repeats go to debug."""
+        text = message % args if args else message
         now = time.monotonic()
-        if now - self._last_logged.get(reason, -1e9) >= 60.0:
-            self._last_logged[reason] = now
-            self.log.warning(reason, *args)
+        if now - self._last_logged.get(text, -1e9) >= 60.0:
+            if len(self._last_logged) > 1000:
+                self._last_logged.clear()
+            self._last_logged[text] = now
+            self.log.warning("%s", text)
         else:
-            self.log.debug(reason, *args)
+            self.log.debug("%s", text)
 
     async def handle(self, data: bytes) -> None:
         try:
