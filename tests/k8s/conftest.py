@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from meshsync_core import Engine, Event, EventType, Options
-from meshsync_core.testing import CaptureSink
 from meshsync_k8s.fake_apiserver import FakeApiServer
 from meshsync_k8s.source import KubernetesSource
 from meshsync_k8s.watcher import Tuning
+
+from meshsync_core import Engine, Event, EventType, Options
+from meshsync_core.testing import CaptureSink
 
 #: Fast timings so fault tests finish in seconds.
 FAST = Tuning(

@@ -8,12 +8,12 @@ import logging
 import time
 
 import pytest
-
-from meshsync_core import EventType
 from meshsync_k8s.fake_apiserver import KUBE_SYSTEM_UID, FakeApiServer, demo_cluster
 from meshsync_k8s.resources import DEFAULT_RESOURCES
 
-from .conftest import FAST, fold, wait_until
+from meshsync_core import EventType
+
+from .conftest import fold, wait_until
 
 WIDGET_CRD_KEY = ("example.com", "widgets")
 

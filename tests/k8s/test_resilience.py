@@ -6,8 +6,9 @@ import copy
 import logging
 from typing import Any
 
-from meshsync_core import EventType
 from meshsync_k8s.fake_apiserver import FakeApiServer, bulk_objects
+
+from meshsync_core import EventType
 
 from .conftest import Running, fold, rv_view, server_view, wait_until
 

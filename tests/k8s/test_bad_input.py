@@ -1,0 +1,216 @@
+"""Bad input: clear one-line errors (exit 2) at start-up, warnings and skips at run time."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from meshsync_k8s.fake_apiserver import FakeApiServer
+from meshsync_k8s.kubeconfig import load_connection
+from meshsync_k8s.source import KubernetesSource
+
+from meshsync_core import ConfigError, Engine, Options
+from meshsync_core.cli import main
+from meshsync_core.testing import CaptureSink
+
+from .conftest import FAST, wait_until
+
+
+async def _run(kubeconfig: Path | str, **options) -> tuple[int, str]:
+    values = {"kubeconfig": str(kubeconfig), **options}
+    source = KubernetesSource(Options(values), tuning=FAST)
+    result = await Engine([source], [CaptureSink()]).run()
+    return result.exit_code, result.reason
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("clusters: [oops\n", "is not valid YAML (line 2, column 1)"),
+        ("- just\n- a list\n", "is not a kubeconfig: expected a mapping"),
+        ("apiVersion: v1\nkind: Config\n", "has no current-context; pass --context"),
+        (
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n",
+            "refers to unknown cluster 'c'",
+        ),
+        (
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\n"
+            "clusters: [{name: c, cluster: {server: 'ftp://x'}}]\n",
+            "has no valid server URL",
+        ),
+        (
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\n"
+            "clusters: [{name: c, cluster: {server: 'https://x', "
+            "certificate-authority-data: 'bm90IGEgY2VydA=='}}]\n",
+            "invalid cluster 'c' CA",
+        ),
+    ],
+)
+async def test_invalid_kubeconfig(tmp_path, content, message) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text(content)
+    code, reason = await _run(path)
+    assert code == 2
+    assert message in reason and "\n" not in reason
+
+
+async def test_missing_and_unreadable_kubeconfig(tmp_path) -> None:
+    code, reason = await _run(tmp_path / "nope")
+    assert (code, reason) == (2, f"kubeconfig {str(tmp_path / 'nope')!r} does not exist")
+    if os.geteuid() != 0:  # root reads anything
+        path = tmp_path / "locked"
+        path.write_text("{}")
+        path.chmod(0)
+        code, reason = await _run(path)
+        assert code == 2 and "cannot read kubeconfig" in reason
+
+
+async def test_unknown_context(kubeconfig) -> None:
+    code, reason = await _run(kubeconfig, context="prod")
+    assert code == 2
+    assert reason == f"context 'prod' not found in kubeconfig {str(kubeconfig)!r} (contexts: fake)"
+
+
+async def test_unreachable_server(tmp_path) -> None:
+    path = tmp_path / "kc"
+    path.write_text(
+        "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+    )
+    code, reason = await _run(path)
+    assert code == 2
+    assert reason.startswith("cannot reach the Kubernetes API server at http://127.0.0.1:9")
+
+
+async def test_rejected_credentials(tmp_path) -> None:
+    server = FakeApiServer(token="right")
+    await server.start()
+    try:
+        path = server.write_kubeconfig(tmp_path / "kc")
+        path.write_text(path.read_text().replace("right", "wrong"))
+        code, reason = await _run(path)
+        assert code == 2 and "rejected the credentials (401 Unauthorized)" in reason
+    finally:
+        await server.stop()
+
+
+async def test_exec_credential_plugin(tmp_path) -> None:
+    server = FakeApiServer(token="from-plugin")
+    await server.start()
+    try:
+        plugin = tmp_path / "cred.py"
+        plugin.write_text(
+            f"#!{sys.executable}\nimport json\n"
+            'print(json.dumps({"apiVersion": "client.authentication.k8s.io/v1", '
+            '"kind": "ExecCredential", "status": {"token": "from-plugin"}}))\n'
+        )
+        plugin.chmod(plugin.stat().st_mode | stat.S_IEXEC)
+        path = tmp_path / "kc"
+        path.write_text(
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+            f"clusters: [{{name: c, cluster: {{server: '{server.url}'}}}}]\n"
+            f"users: [{{name: u, user: {{exec: {{command: '{plugin}', "
+            "apiVersion: client.authentication.k8s.io/v1}}}]\n"
+        )
+        source = KubernetesSource(Options({"kubeconfig": str(path)}), tuning=FAST)
+        sink = CaptureSink(name="c")
+        engine = Engine([source], [sink], once=True)
+        result = await engine.run()
+        assert result.exit_code == 0 and sink.events
+    finally:
+        await server.stop()
+
+
+def test_exec_plugin_not_found(tmp_path) -> None:
+    path = tmp_path / "kc"
+    path.write_text(
+        "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+        "clusters: [{name: c, cluster: {server: 'https://x'}}]\n"
+        "users: [{name: u, user: {exec: {command: no-such-plugin-xyz, installHint: get it}}}]\n"
+    )
+    with pytest.raises(
+        ConfigError, match="credential plugin 'no-such-plugin-xyz' not found: get it"
+    ):
+        load_connection(str(path))
+
+
+def test_kubeconfig_order_and_in_cluster(tmp_path) -> None:
+    sa = tmp_path / "sa"
+    sa.mkdir()
+    (sa / "token").write_text("sa-token\n")
+    env = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    conn = load_connection(None, None, environ=env, service_account_dir=sa, home=tmp_path)
+    assert conn.server == "https://10.0.0.1:443"
+    assert conn.headers["Authorization"] == "Bearer sa-token"
+    assert conn.origin == "in-cluster service account"
+    # $KUBECONFIG (a merged list) comes after in-cluster; --context skips in-cluster
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.write_text("clusters: [{name: c, cluster: {server: 'http://a'}}]\n")
+    two.write_text(
+        "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\n"
+        "clusters: [{name: c, cluster: {server: 'http://b'}}]\n"
+    )
+    env["KUBECONFIG"] = f"{one}{os.pathsep}{tmp_path / 'missing'}{os.pathsep}{two}"
+    conn = load_connection(None, "x", environ=env, service_account_dir=sa, home=tmp_path)
+    assert conn.server == "http://a"  # first definition of a name wins, like kubectl
+    with pytest.raises(ConfigError, match="no Kubernetes configuration found"):
+        load_connection(None, None, environ={}, service_account_dir=sa, home=tmp_path)
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path, capsys) -> None:
+    path = tmp_path / "kubeconfig"
+    path.write_text("clusters: [oops\n")
+    code = main(["run", "--source", "k8s", "--output", "console", "--kubeconfig", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = [line for line in err.splitlines() if "error" in line]
+    assert lines == [
+        f"meshsync: error: kubeconfig {str(path)!r} is not valid YAML (line 2, column 1): "
+        "expected ',' or ']', but got '<stream end>'"
+    ]
+    assert "Traceback" not in err
+
+
+def _tamper(server: FakeApiServer, obj: dict, raw: object) -> None:
+    """Make the server return ``raw`` for ``obj`` (the server never stores such objects)."""
+    rt = server.registry.for_object(obj)
+    meta = obj["metadata"]
+    entry = server.store.bucket(rt.storage_key).entries[(meta["namespace"], meta["name"])]
+    entry.raw = orjson.dumps(raw)
+
+
+async def test_malformed_objects_are_skipped(server, run_source, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="meshsync")
+
+    def cm(name: str, **meta) -> dict:
+        return {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": name, "namespace": "default", **meta},
+        }
+
+    good = server.create(cm("good"))
+    server.create(cm("bad-uid", uid=123))
+    no_meta = server.create(cm("no-meta"))
+    _tamper(server, no_meta, {"apiVersion": "v1", "kind": "ConfigMap", "data": {}})
+    listy = server.create(cm("listy"))
+    _tamper(server, listy, {"metadata": ["not", "an", "object"]})
+    running = await run_source(resources=["configmaps"])
+    await running.synced()
+    assert [e.name for e in running.sink.events] == ["good"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("bad-uid: metadata.uid is 123" in m for m in messages)
+    assert any("skipping malformed object: no metadata" in m for m in messages)
+    assert any("metadata is not an object" in m for m in messages)
+    # at run time too: a malformed watch event is skipped, the next good one flows
+    server.create(cm("bad-rv-later", uid=456))
+    server.create(cm("good-later"))
+    await wait_until(lambda: "good-later" in running.sink.names)
+    assert running.sink.names == ["good", "good-later"]
+    assert any("bad-rv-later: metadata.uid is 456" in r.getMessage() for r in caplog.records)
+    assert good["metadata"]["uid"] == running.sink.events[0].uid
