@@ -14,9 +14,10 @@ import base64
 import binascii
 import bisect
 import datetime as _dt
+import gc
+import random
 import secrets
 import threading
-import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,6 +46,15 @@ DELETED = "DELETED"
 def now_timestamp() -> str:
     """RFC 3339 in UTC with second precision, as ``metav1.Time`` serializes."""
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fast_uuid4() -> str:
+    """A random (version 4) UUID string, 3x faster than ``str(uuid.uuid4())``."""
+    n = (random.getrandbits(128) & ~(0xF000 << 64) | (0x4000 << 64)) & ~(0xC000 << 48) | (
+        0x8000 << 48
+    )
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 class Entry:
@@ -293,7 +303,7 @@ class Store:
             if (namespace, name) in bucket.entries:
                 raise already_exists(rt.plural, name, rt.group)
             if not trusted or not meta.get("uid"):
-                meta["uid"] = str(uuid.uuid4())
+                meta["uid"] = fast_uuid4()
             if not trusted or not meta.get("creationTimestamp"):
                 meta["creationTimestamp"] = now_timestamp()
             for transient in ("deletionTimestamp", "deletionGracePeriodSeconds"):
@@ -362,30 +372,40 @@ class Store:
 
         Still records history and notifies watchers, so a watch from an earlier
         resourceVersion sees the objects as ADDED (or MODIFIED when they replaced one).
+        Namespaces, CRDs and objects that already exist take the ordinary create/update path.
         """
-        registry = self.registry
+        for_object = self.registry.for_object
+        types: dict[tuple[Any, Any], ResourceType] = {}
+        now = now_timestamp()
         n = 0
-        with self.lock:
-            for original in objs:
-                rt = registry.for_object(original)
-                bucket = self.bucket(rt.storage_key)
-                obj, meta = _own_copy(original)
-                namespace, name = self._identity(rt, meta, generate=True)
-                if (namespace, name) in bucket.entries or rt.custom or rt.group == CRD_GROUP:
-                    exists = (namespace, name) in bucket.entries
-                    if exists:
+        gc_was_enabled = gc.isenabled()
+        gc.disable()  # millions of new containers would trigger needless full collections
+        try:
+            with self.lock:
+                for original in objs:
+                    tkey = (original.get("apiVersion"), original.get("kind"))
+                    rt = types.get(tkey)
+                    if rt is None:
+                        rt = types[tkey] = for_object(original)
+                    obj, meta = _own_copy(original)
+                    key = self._identity(rt, meta, generate=True)
+                    bucket = self.bucket(rt.storage_key)
+                    if key in bucket.entries:
                         self.update(rt, obj, check_rv=False)
-                    else:
+                    elif rt.group == CRD_GROUP or rt.plural == "namespaces":
                         self.create(rt, obj, trusted=True)
+                    else:
+                        if not meta.get("uid"):
+                            meta["uid"] = fast_uuid4()
+                        if not meta.get("creationTimestamp"):
+                            meta["creationTimestamp"] = now
+                        if "generation" not in meta and ("spec" in obj or rt.custom):
+                            meta["generation"] = 1
+                        self._commit(rt, ADDED, obj, meta, None, bulk=True)
                     n += 1
-                    continue
-                meta.setdefault("uid", str(uuid.uuid4()))
-                meta.setdefault("creationTimestamp", now_timestamp())
-                if "spec" in obj:
-                    meta.setdefault("generation", 1)
-                self._defaults(rt, obj, meta)
-                self._commit(rt, ADDED, obj, meta, None, bulk=True)
-                n += 1
+        finally:
+            if gc_was_enabled:
+                gc.enable()
         return n
 
     def compact(self) -> None:

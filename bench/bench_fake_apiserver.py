@@ -1,0 +1,94 @@
+"""How fast does the fake kube-apiserver serve lists? (It must not dominate client benchmarks.)
+
+Loads N objects from ``bulk_objects`` and pages through all pods and configmaps with an aiohttp
+client: once without decoding (the server's own rate), once decoding every page with orjson the
+way MeshSync's source lists, and once unpaged. Prints objects/s.
+
+    /work/venv/bin/python bench/bench_fake_apiserver.py [N ...]   (default 10000 100000)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+
+import aiohttp
+import orjson
+from meshsync_k8s.fake_apiserver import FakeApiServer, bulk_objects
+
+_CONTINUE = re.compile(rb'"continue":"([^"]*)"')
+
+
+async def page_through(
+    session: aiohttp.ClientSession, url: str, kind: str, limit: int, decode: bool
+) -> tuple[int, int]:
+    """List every object with limit/continue; returns (objects, bytes).
+
+    ``decode=False`` measures the server (and HTTP) alone: the continue token is read from the
+    list metadata at the front of the body and objects are counted by their top-level kind.
+    """
+    count = size = 0
+    token = ""
+    marker = b'"kind":"' + kind.encode() + b'"'
+    while True:
+        params = {"limit": str(limit)} if limit else {}
+        if token:
+            params["continue"] = token
+        async with session.get(url, params=params) as resp:
+            body = await resp.read()
+        size += len(body)
+        if decode:
+            page = orjson.loads(body)
+            count += len(page["items"])
+            token = page["metadata"].get("continue", "")
+        else:
+            count += body.count(marker)
+            m = _CONTINUE.search(body, 0, 512)
+            token = m.group(1).decode() if m else ""
+        if not token:
+            return count, size
+
+
+async def bench(n: int) -> None:
+    server = FakeApiServer()
+    t0 = time.perf_counter()
+    objs = list(bulk_objects(n))
+    t1 = time.perf_counter()
+    server.load(objs)
+    t2 = time.perf_counter()
+    del objs
+    await server.start()
+    print(
+        f"\nN={n:,}: bulk_objects {t1 - t0:.2f}s, server.load {t2 - t1:.2f}s "
+        f"({n / (t2 - t1):,.0f} objects/s)"
+    )
+    print(
+        f"{'list':<22}{'limit':>7}{'decode':>8}{'objects':>10}{'MB':>8}{'seconds':>9}"
+        f"{'objects/s':>12}"
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            for plural, kind in (("pods", "Pod"), ("configmaps", "ConfigMap")):
+                for limit, decode in ((500, False), (500, True), (0, False)):
+                    url = f"{server.url}/api/v1/{plural}"
+                    t = time.perf_counter()
+                    count, size = await page_through(session, url, kind, limit, decode)
+                    dt = time.perf_counter() - t
+                    print(
+                        f"{'/api/v1/' + plural:<22}{limit:>7}{'orjson' if decode else '-':>8}"
+                        f"{count:>10,}{size / 1e6:>8.1f}{dt:>9.2f}{count / dt:>12,.0f}"
+                    )
+    finally:
+        await server.stop()
+
+
+def main() -> None:
+    sizes = [int(a) for a in sys.argv[1:]] or [10_000, 100_000]
+    for n in sizes:
+        asyncio.run(bench(n))
+
+
+if __name__ == "__main__":
+    main()
