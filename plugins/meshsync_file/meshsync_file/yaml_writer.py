@@ -41,7 +41,8 @@ _ESCAPE = re.compile(
 )
 #: Characters that rule out a literal block scalar (everything _ESCAPE has except \n and \t).
 _NOT_LITERAL = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]|[ \t]\n|[ \t]$",
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]"
+    "|[ \t]\n|[ \t]$|(?:\\A|\n)\t",
 )
 _NAMED_ESCAPES = {
     "\x00": "\\0",
@@ -145,6 +146,8 @@ def _block_scalar(text: str, indent: str, out: list[str]) -> None:
 
 def _normalize(value: Any) -> Any:
     """An exact dict/list/str/int/float for subclasses and tuples (the rare, slow path)."""
+    if value is None:
+        return None
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, (list, tuple)):
@@ -170,8 +173,10 @@ def _writer() -> tuple[Callable[..., None], Callable[..., None]]:
     render_str = _render_str
     scalar_types = _SCALAR_TYPES
 
-    def key_text(key: Any) -> str:
+    def key_text(key: Any, indent: str) -> str:
         text = render_key(key)
+        if text[0] == "?":  # explicit key: the ":" line is indented like the key
+            return text.replace("\n:", "\n" + indent + ":")
         if type(key) is str:
             if len(key_cache) >= _CACHE_LIMIT:
                 key_cache.clear()
@@ -198,7 +203,7 @@ def _writer() -> tuple[Callable[..., None], Callable[..., None]]:
         for key, value in mapping.items():
             kt = kget(key) if type(key) is str else None
             if kt is None:
-                kt = key_text(key)
+                kt = key_text(key, indent)
             vtype = type(value)
             if vtype is str:
                 text = vget(value)
