@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import kubernetes
 import pytest
-
 from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
 
 KUBECTL = "/work/venv/bin/kubectl"

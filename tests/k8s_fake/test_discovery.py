@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import aiohttp
 import kubernetes
-
 from meshsync_k8s.fake_apiserver import KUBE_SYSTEM_UID, FakeApiServer
 
 CORE = {
-    "namespaces", "configmaps", "nodes", "secrets", "persistentvolumes",
-    "persistentvolumeclaims", "pods", "services", "endpoints", "replicationcontrollers",
-    "serviceaccounts", "events",
-}  # fmt: skip
+    "namespaces",
+    "configmaps",
+    "nodes",
+    "secrets",
+    "persistentvolumes",
+    "persistentvolumeclaims",
+    "pods",
+    "services",
+    "endpoints",
+    "replicationcontrollers",
+    "serviceaccounts",
+    "events",
+}
 GROUPS = {
     "apps/v1": {"replicasets", "deployments", "statefulsets", "daemonsets"},
     "networking.k8s.io/v1": {"ingresses"},
@@ -92,9 +100,12 @@ async def test_fresh_server_has_cluster_id_namespaces() -> None:
                 names = [n["metadata"]["name"] for n in (await resp.json())["items"]]
         assert kube_system["metadata"]["uid"] == KUBE_SYSTEM_UID
         assert names == ["default", "kube-system"]
-        assert FakeApiServer().get(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}
-        )["metadata"]["uid"] == KUBE_SYSTEM_UID  # fmt: skip
+        assert (
+            FakeApiServer().get(
+                {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "kube-system"}}
+            )["metadata"]["uid"]
+            == KUBE_SYSTEM_UID
+        )
     finally:
         await srv.stop()
 

@@ -6,7 +6,6 @@ import aiohttp
 import kubernetes
 import pytest
 from kubernetes.client.rest import ApiException
-
 from meshsync_k8s.fake_apiserver import FakeApiServer, bulk_objects
 
 
@@ -18,8 +17,9 @@ def test_paging_visits_every_object_once(
     threaded: FakeApiServer, core: kubernetes.client.CoreV1Api
 ) -> None:
     threaded.load(bulk_objects(1001))
-    expected = [f"{p['metadata']['namespace']}/{p['metadata']['name']}"
-                for p in threaded.objects("pods")]  # fmt: skip
+    expected = [
+        f"{p['metadata']['namespace']}/{p['metadata']['name']}" for p in threaded.objects("pods")
+    ]
     assert len(expected) == 501 + 3
     seen: list[str] = []
     token = None
@@ -77,10 +77,20 @@ async def test_paging_edge_cases(server: FakeApiServer, http: aiohttp.ClientSess
     assert names == [i["metadata"]["name"] for i in everything["items"]]
     # An object created behind the cursor is not seen; one ahead of it is, exactly once.
     first = await get(limit="10")
-    server.create({"apiVersion": "v1", "kind": "ConfigMap",
-                   "metadata": {"name": "config-0000000", "namespace": "bulk-1"}})  # fmt: skip
-    server.create({"apiVersion": "v1", "kind": "ConfigMap",
-                   "metadata": {"name": "zzz", "namespace": "bulk-1"}})  # fmt: skip
+    server.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "config-0000000", "namespace": "bulk-1"},
+        }
+    )
+    server.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "zzz", "namespace": "bulk-1"},
+        }
+    )
     rest = await get(limit="100", **{"continue": first["metadata"]["continue"]})
     tail = [i["metadata"]["name"] for i in rest["items"]]
     assert tail[-1] == "zzz" and "config-0000000" not in tail and len(tail) == 11
@@ -130,8 +140,13 @@ def test_label_selectors(
     }
     threaded.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "sel"}})
     for name, lab in labels.items():
-        threaded.create({"apiVersion": "v1", "kind": "Pod",
-                         "metadata": {"name": name, "namespace": "sel", "labels": lab}})  # fmt: skip
+        threaded.create(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": name, "namespace": "sel", "labels": lab},
+            }
+        )
     found = core.list_namespaced_pod("sel", label_selector=selector)
     assert [p.metadata.name for p in found.items] == expected
     paged, token = [], None
@@ -190,8 +205,13 @@ async def test_cluster_scope_and_bad_paths(http: aiohttp.ClientSession) -> None:
         nodes = await resp.json()
     assert [n["metadata"]["name"] for n in nodes["items"]] == ["node-1"]
     assert "namespace" not in nodes["items"][0]["metadata"]
-    for path in ("/api/v1/namespaces/shop/nodes", "/api/v1/pods/web", "/api/v2/pods",
-                 "/api/v1/namespaces/shop/pods/x/log", "/nope"):  # fmt: skip
+    for path in (
+        "/api/v1/namespaces/shop/nodes",
+        "/api/v1/pods/web",
+        "/api/v2/pods",
+        "/api/v1/namespaces/shop/pods/x/log",
+        "/nope",
+    ):
         async with http.get(path) as resp:
             body = await resp.json()
         assert resp.status == 404, path

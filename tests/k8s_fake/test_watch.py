@@ -10,7 +10,6 @@ import kubernetes
 import orjson
 import pytest
 from kubernetes.client.rest import ApiException
-
 from meshsync_k8s.fake_apiserver import FakeApiServer
 
 CM = {"apiVersion": "v1", "kind": "ConfigMap"}
@@ -157,8 +156,10 @@ async def test_selector_watch_turns_modifications_into_added_and_deleted(
         server.create(cm("other"))  # never selected -> nothing
         labelled["metadata"]["name"] = "last"
         server.create(labelled)
-        types = [(e["type"], e["object"]["metadata"]["name"]) for e in
-                 [await next_event(resp) for _ in range(4)]]  # fmt: skip
+        types = [
+            (e["type"], e["object"]["metadata"]["name"])
+            for e in [await next_event(resp) for _ in range(4)]
+        ]
     assert types == [("ADDED", "s"), ("MODIFIED", "s"), ("DELETED", "s"), ("ADDED", "last")]
 
 
@@ -225,7 +226,7 @@ def test_dynamic_client_crd_objects(
             "kind": "Widget",
             "metadata": {"name": "green"},
             "spec": {"size": "m"},
-        },  # fmt: skip
+        },
         namespace="shop",
     )
     assert created.metadata.generation == 1
