@@ -760,8 +760,12 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
 
 
 def _check_kind(obj: dict[str, Any], rt: ResourceType) -> None:
-    if obj.get("apiVersion") != rt.api_version or obj.get("kind") != rt.kind:
+    """Default a missing apiVersion/kind from the URL (as kube-apiserver's decoder does) and
+    reject a body that names another kind."""
+    obj.setdefault("apiVersion", rt.api_version)
+    obj.setdefault("kind", rt.kind)
+    if obj["apiVersion"] != rt.api_version or obj["kind"] != rt.kind:
         raise bad_request(
-            f"the API version in the data ({obj.get('apiVersion')}) and kind "
-            f"({obj.get('kind')}) do not match the expected {rt.api_version} {rt.kind}"
+            f"the API version in the data ({obj['apiVersion']}) and kind ({obj['kind']}) do "
+            f"not match the expected {rt.api_version} {rt.kind}"
         )
