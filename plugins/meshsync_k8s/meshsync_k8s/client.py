@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+import gc
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -66,6 +67,39 @@ _REASONS = {
     504: "Timeout",
 }
 
+_gc_pauses = 0
+_gc_reenable = False
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for a block (nestable, safe across tasks).
+
+    Decoded JSON is a tree: reference counting frees every page as soon as the sinks are done
+    with it, and the cyclic collector can find nothing in it. But a 500-object page is ~75,000
+    containers, so without a pause the collector runs ~100 young-generation passes per page
+    and keeps re-traversing the pages in flight - which halves list throughput. The pause is
+    held while a page is decoded and emitted; the collector runs normally between pages.
+    """
+    global _gc_pauses, _gc_reenable
+    if _gc_pauses == 0:
+        _gc_reenable = gc.isenabled()
+        gc.disable()
+    _gc_pauses += 1
+    try:
+        yield
+    finally:
+        _gc_pauses -= 1
+        if _gc_pauses == 0 and _gc_reenable:
+            gc.enable()
+
+
+def decode(body: bytes) -> Any:
+    """``orjson.loads`` with the cyclic collector paused (see :func:`gc_paused`)."""
+    with gc_paused():
+        return orjson.loads(body)
+
+
 _NETWORK_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
@@ -112,7 +146,7 @@ class ApiClient:
         """GET ``path`` and decode its JSON body; raise ApiError on any failure."""
         body = await self.get_bytes(path, params)
         try:
-            return orjson.loads(body)
+            return decode(body)
         except orjson.JSONDecodeError as exc:
             raise ApiError(0, "InvalidResponse", f"GET {path}: not JSON ({exc})") from None
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshsync_core import Event, EventType
-from meshsync_k8s.client import ApiClient, ApiError
+from meshsync_k8s.client import ApiClient, ApiError, gc_paused
 from meshsync_k8s.resources import ApiResource
 
 ADDED, MODIFIED, DELETED = EventType.ADDED, EventType.MODIFIED, EventType.DELETED
@@ -297,10 +297,11 @@ class ResourceWatcher:
                     raise ApiError(0, "InvalidResponse", "list response without an items list")
                 self._busy = True
                 try:
-                    for item in items:
-                        await self._upsert(item, seen, full)
+                    with gc_paused():
+                        await self._apply_page(items, seen, full)
                 finally:
                     self._busy = False
+                del page, items
                 if self._stopping:
                     raise _Stopped
         if not isinstance(list_rv, str) or not list_rv:
@@ -313,6 +314,51 @@ class ResourceWatcher:
             finally:
                 self._busy = False
         self.resource_version = list_rv
+
+    async def _apply_page(self, items: list[Any], seen: set[str] | None, full: bool) -> None:
+        """:meth:`_upsert` for every item of a page, inlined: this loop runs per object."""
+        state = self.state
+        events = self.events
+        emit = self.emit
+        resource, source, cluster_id = self.resource, self.source_name, self.cluster_id
+        api_version, kind = self.api_version, self.kind
+        for item in items:
+            meta = item.get("metadata") if item.__class__ is dict else None
+            if meta.__class__ is not dict:
+                self._identity(item)  # warns
+                continue
+            uid = meta.get("uid")
+            rv = meta.get("resourceVersion")
+            name = meta.get("name")
+            namespace = meta.get("namespace") or ""
+            if (
+                uid.__class__ is not str
+                or rv.__class__ is not str
+                or name.__class__ is not str
+                or namespace.__class__ is not str
+                or not uid
+                or not name
+            ):
+                self._identity(item)  # warns
+                continue
+            packed = f"{rv}\0{namespace}\0{name}"
+            if seen is not None:
+                seen.add(uid)
+            old = state.get(uid)
+            if old is None:
+                etype = ADDED
+            elif old == packed:
+                if not full:
+                    continue
+                etype = ADDED
+            else:
+                etype = MODIFIED
+            state[uid] = packed
+            if etype in events:
+                if "kind" not in item:
+                    item["apiVersion"] = api_version
+                    item["kind"] = kind
+                await emit(Event(etype, item, resource, source, cluster_id))
 
     async def _emit_vanished(self, uid: str) -> None:
         packed = self.state.pop(uid, None)
