@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -14,6 +16,24 @@ from meshsync_k8s.fake_apiserver import ApiError, FakeApiServer
 def cm(name: str, namespace: str = "shop", **fields: Any) -> dict[str, Any]:
     meta = {"name": name, "namespace": namespace}
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta, **fields}
+
+
+async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """A bounded wait on a condition the server reaches asynchronously."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+async def test_create_needs_an_existing_namespace(http: aiohttp.ClientSession) -> None:
+    async with http.post("/api/v1/namespaces/ghost/configmaps", json=cm("c", "ghost")) as resp:
+        body = await resp.json()
+    assert (resp.status, body["reason"], body["message"]) == (
+        404,
+        "NotFound",
+        'namespaces "ghost" not found',
+    )
 
 
 def test_official_client_status_codes(
@@ -193,7 +213,15 @@ async def test_deletecollection_and_namespace_cascade(
     assert resp.status == 200 and deleted["kind"] == "PodList" and len(deleted["items"]) == 3
     assert server.objects("pods") == []
     async with http.delete("/api/v1/namespaces/shop") as resp:
-        assert (await resp.json())["kind"] == "Namespace"
+        namespace = await resp.json()
+    # Like kube: Terminating first (contents still there, nothing new allowed), then gone.
+    assert namespace["kind"] == "Namespace" and namespace["status"]["phase"] == "Terminating"
+    assert namespace["metadata"]["deletionTimestamp"]
+    assert server.objects("configmaps", "")[-1]["metadata"]["namespace"] == "shop"
+    async with http.post("/api/v1/namespaces/shop/configmaps", json=cm("late")) as resp:
+        assert (resp.status, (await resp.json())["reason"]) == (403, "Forbidden")
+    await wait_for(lambda: server.get({"apiVersion": "v1", "kind": "Namespace",
+                                       "metadata": {"name": "shop"}}) is None)  # fmt: skip
     for plural, group in (("configmaps", ""), ("deployments", "apps"), ("widgets", "example.com")):
         left = [o["metadata"]["namespace"] for o in server.objects(plural, group)]
         assert "shop" not in left, plural

@@ -9,9 +9,12 @@ newline-delimited JSON streams fed from each watcher's queue.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import pathlib
+import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -84,12 +87,17 @@ class FakeApiServer:
         *,
         disabled_groups: Iterable[str] = (),
         bookmark_interval: float = 1.0,
+        namespace_finalize_delay: float = 0.2,
+        tls: bool = False,
         history_limit: int = 250_000,
         request_log_limit: int = 10_000,
         seed: bool = True,
     ) -> None:
         self.token = token
         self.bookmark_interval = bookmark_interval
+        #: Seconds a namespace deleted over HTTP stays Terminating before it (and its
+        #: contents) disappear. ``server.delete()`` of a namespace is immediate.
+        self.namespace_finalize_delay = namespace_finalize_delay
         self.registry = Registry(disabled_groups)
         self.store = Store(self.registry, history_limit)
         self.faults = Faults(self)
@@ -101,6 +109,9 @@ class FakeApiServer:
         self._streams: dict[Watcher, web.Request] = {}
         self._stopping = False
         self.port = 0
+        #: Serve HTTPS with a throwaway CA; ``ca_pem`` is its certificate once started.
+        self.tls = tls
+        self.ca_pem: bytes | None = None
         if seed:
             self.store.load(base_namespaces())
 
@@ -110,7 +121,7 @@ class FakeApiServer:
     def url(self) -> str:
         if not self.port:
             raise RuntimeError("FakeApiServer is not started")
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
         """Bind 127.0.0.1 on a free port and serve until :meth:`stop`."""
@@ -122,11 +133,30 @@ class FakeApiServer:
             app, access_log=None, handler_cancellation=True, shutdown_timeout=0.5
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        site = web.SockSite(self._runner, sock, ssl_context=self._ssl_context())
         await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[attr-defined]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+        self.port = sock.getsockname()[1]
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        """With ``tls=True``: a throwaway CA (via ``trustme``) and a cert for 127.0.0.1.
+
+        Needed for kubectl with a token: client-go only sends credentials over TLS.
+        """
+        if not self.tls:
+            return None
+        try:
+            import trustme
+        except ImportError:  # pragma: no cover - trustme is a test dependency
+            raise RuntimeError("FakeApiServer(tls=True) needs the 'trustme' package") from None
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(ctx)
+        self.ca_pem = ca.cert_pem.bytes()
+        return ctx
 
     async def stop(self) -> None:
         """End every watch cleanly, close connections and release the port."""
@@ -182,10 +212,13 @@ class FakeApiServer:
         ctx: dict[str, Any] = {"cluster": context, "user": context}
         if namespace:
             ctx["namespace"] = namespace
+        cluster: dict[str, Any] = {"server": self.url}
+        if self.ca_pem:
+            cluster["certificate-authority-data"] = base64.b64encode(self.ca_pem).decode()
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": context, "cluster": {"server": self.url}}],
+            "clusters": [{"name": context, "cluster": cluster}],
             "users": [{"name": context, "user": user}],
             "contexts": [{"name": context, "context": ctx}],
             "current-context": context,
@@ -461,6 +494,7 @@ class FakeApiServer:
                     "on the request"
                 )
             meta["namespace"] = namespace or meta.get("namespace") or "default"
+            self._check_namespace_open(meta["namespace"])
         if _is_dry_run(request):
             return _json(obj, 201)
         entry = self.store.create(rt, obj)
@@ -555,6 +589,8 @@ class FakeApiServer:
             entry = self.store.get(rt, namespace or "", name)
             if entry is None:
                 raise not_found(rt.plural, name, rt.group)
+            if rt.storage_key == ("", "namespaces") and not _is_dry_run(request):
+                return _json(self._terminate_namespace(name))
             pre = options.get("preconditions") if isinstance(options, dict) else None
             if isinstance(pre, dict):
                 current = entry.obj().get("metadata") or {}
@@ -580,6 +616,35 @@ class FakeApiServer:
                 "details": details,
             }
         )
+
+    def _terminate_namespace(self, name: str) -> bytes:
+        """Namespaces die in two steps, like kube: Terminating now, gone (contents too) soon."""
+        entry = self.store.terminate_namespace(name)
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.namespace_finalize_delay, self._finalize_namespace, name)
+        return entry.raw
+
+    def _finalize_namespace(self, name: str) -> None:
+        rt = self.registry.lookup("", "v1", "namespaces")
+        assert rt is not None
+        with self.store.lock:
+            entry = self.store.get(rt, "", name)
+            if entry is not None and _terminating(entry):
+                self.store.delete(rt, "", name)
+
+    def _check_namespace_open(self, namespace: str) -> None:
+        """NamespaceLifecycle admission: no new objects in a missing or terminating namespace."""
+        rt = self.registry.lookup("", "v1", "namespaces")
+        entry = self.store.get(rt, "", namespace) if rt is not None else None
+        if entry is None:
+            raise not_found("namespaces", namespace)
+        if _terminating(entry):
+            raise ApiError(
+                403,
+                f"unable to create new content in namespace {namespace} because it is being "
+                "terminated",
+                "Forbidden",
+            )
 
     async def _do_deletecollection(
         self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
@@ -720,6 +785,10 @@ class FakeApiServer:
 
 def _no_resource() -> ApiError:
     return ApiError(404, "the server could not find the requested resource", "NotFound")
+
+
+def _terminating(entry: Entry) -> bool:
+    return bool((entry.obj().get("metadata") or {}).get("deletionTimestamp"))
 
 
 def _render(entry: Entry, rt: ResourceType) -> bytes:

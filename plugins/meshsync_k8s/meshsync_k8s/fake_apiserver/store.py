@@ -367,6 +367,27 @@ class Store:
             meta = obj.setdefault("metadata", {})
             return self._commit(rt, DELETED, obj, meta, prev)
 
+    def terminate_namespace(self, name: str) -> Entry:
+        """Mark a namespace Terminating (kube's first step of deleting one); idempotent.
+
+        The HTTP layer finishes the deletion a moment later, as the namespace controller would,
+        so clients like ``kubectl delete -f`` can still delete the namespace's objects.
+        """
+        with self.lock:
+            rt = self.registry.lookup("", "v1", "namespaces")
+            assert rt is not None
+            prev = self.get(rt, "", name)
+            if prev is None:
+                raise not_found("namespaces", name)
+            obj = prev.obj()
+            meta = obj.setdefault("metadata", {})
+            if meta.get("deletionTimestamp"):
+                return prev
+            meta["deletionTimestamp"] = now_timestamp()
+            meta["deletionGracePeriodSeconds"] = 0
+            obj["status"] = {"phase": "Terminating"}
+            return self._commit(rt, MODIFIED, obj, meta, prev)
+
     def load(self, objs: Iterable[dict[str, Any]]) -> int:
         """Bulk create-or-replace, tuned for 100,000 objects; returns how many were stored.
 
@@ -486,7 +507,7 @@ class Store:
             labels["kubernetes.io/metadata.name"] = meta["name"]
             meta["labels"] = labels
             obj.setdefault("spec", {"finalizers": ["kubernetes"]})
-            obj["status"] = {"phase": "Active"}
+            obj["status"] = {"phase": "Terminating" if meta.get("deletionTimestamp") else "Active"}
         elif rt.group == CRD_GROUP and rt.plural == "customresourcedefinitions":
             spec = obj.get("spec") or {}
             names = dict(spec.get("names") or {})
