@@ -86,3 +86,27 @@ def test_deployment_probes_security_and_broker_configuration() -> None:
     assert container["envFrom"][0]["configMapRef"]["name"] == config_map["metadata"]["name"]
     assert config_map["data"]["BROKER_URL"].startswith("nats://")
     assert pod["serviceAccountName"] == by_kind("ServiceAccount")["metadata"]["name"]
+
+
+def test_manifests_apply_to_the_fake_api_server_with_kubectl(tmp_path: Path) -> None:
+    from meshsync_k8s.fake_apiserver import FakeApiServer
+
+    with FakeApiServer.in_thread() as server:
+        kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
+        result = subprocess.run(
+            # Schema validation is kubernetes-validate's job above; the fake server has no OpenAPI.
+            [tool("kubectl"), "--kubeconfig", str(kubeconfig), "apply", "--validate=false",
+             "-f", str(MANIFESTS)],  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 0, result.stderr
+        for doc in documents():
+            kind, name = doc["kind"].lower(), doc["metadata"]["name"]
+            assert f"{kind}/{name} created" in result.stdout or kind in result.stdout
+            stored = server.get(doc)
+            assert stored is not None, f"{kind}/{name} was not stored"
+        deployment = server.get(by_kind("Deployment"))
+        assert deployment is not None
+        assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "meshsync"
