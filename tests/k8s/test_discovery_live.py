@@ -168,7 +168,10 @@ async def test_current_state_and_resync(server: FakeApiServer, run_source) -> No
     assert {e.uid for e in again} == expected
 
 
-@pytest.mark.parametrize("namespaces", [["shop"], ["shop", "default"]])
+@pytest.mark.parametrize(
+    "namespaces",
+    [["shop"], ["shop", "default"], ["shop", "default", *(f"other-{i}" for i in range(9))]],
+)
 async def test_namespaces_keep_cluster_scoped(server, run_source, namespaces) -> None:
     server.load(demo_cluster())
     running = await run_source(namespaces=namespaces)
@@ -183,6 +186,9 @@ async def test_namespaces_keep_cluster_scoped(server, run_source, namespaces) ->
         if o["metadata"]["namespace"] in namespaces
     }
     assert {e.uid for e in events if e.resource.plural == "pods"} == expected
+    # up to 8 namespaces: one server-side filtered watch each; more: one filtered here
+    pod_watchers = running.source.watchers[("", "pods")]
+    assert len(pod_watchers) == (len(namespaces) if len(namespaces) <= 8 else 1)
 
 
 async def test_no_cluster_scoped_is_go_behaviour(server, run_source) -> None:

@@ -34,6 +34,9 @@ from meshsync_k8s.resources import (
 from meshsync_k8s.watcher import ALL_EVENTS, ResourceWatcher, Tuning
 
 Key = tuple[str, str]
+#: Up to this many namespaces get one watch each (server-side filtering); more share one
+#: cluster-wide watch per resource, filtered here, to bound the number of connections.
+MAX_NAMESPACE_WATCHES = 8
 _CRD_NAME = ResourceName("customresourcedefinitions", None, "apiextensions.k8s.io")
 _CR_NAME = ResourceName(meshsync_cr.PLURAL, None, meshsync_cr.GROUP)
 
@@ -284,9 +287,14 @@ class KubernetesSource(Source):
                         states[watcher.namespace] = watcher.state
                 self.watchers[key] = [
                     self._start_watcher(api, events, ns, states.get(ns))
-                    for ns in (self.namespaces if api.namespaced and self.namespaces else [None])
+                    for ns in self._watch_namespaces(api)
                 ]
             self._check_synced()
+
+    def _watch_namespaces(self, api: ApiResource) -> list[str | None]:
+        if api.namespaced and 0 < len(self.namespaces) <= MAX_NAMESPACE_WATCHES:
+            return list(self.namespaces)
+        return [None]
 
     def _start_watcher(
         self,
@@ -310,6 +318,7 @@ class KubernetesSource(Source):
             log=self.log,
             source_name=self.name,
             state=state,
+            namespace_filter=self.namespaces if namespace is None else None,
         )
         if not self._synced:
             self._pending.add(watcher)

@@ -103,6 +103,7 @@ class ResourceWatcher:
         log: logging.Logger | None = None,
         source_name: str = "k8s",
         state: dict[str, str] | None = None,
+        namespace_filter: Collection[str] | None = None,
     ) -> None:
         self.client = client
         self.api = api
@@ -111,6 +112,10 @@ class ResourceWatcher:
         self.api_version = api.api_version
         self.namespace = namespace if api.namespaced else None
         self.path = api.path(self.namespace)
+        #: Client-side namespace filter (many namespaces: one cluster-wide watch is cheaper).
+        self.namespace_filter = (
+            frozenset(namespace_filter) if namespace_filter and api.namespaced else None
+        )
         self.emit = emit
         self.cluster_id = cluster_id
         self.tuning = tuning or Tuning()
@@ -322,6 +327,7 @@ class ResourceWatcher:
         emit = self.emit
         resource, source, cluster_id = self.resource, self.source_name, self.cluster_id
         api_version, kind = self.api_version, self.kind
+        ns_filter = self.namespace_filter
         for item in items:
             meta = item.get("metadata") if item.__class__ is dict else None
             if meta.__class__ is not dict:
@@ -340,6 +346,8 @@ class ResourceWatcher:
                 or not name
             ):
                 self._identity(item)  # warns
+                continue
+            if ns_filter is not None and namespace not in ns_filter:
                 continue
             packed = f"{rv}\0{namespace}\0{name}"
             if seen is not None:
@@ -415,6 +423,10 @@ class ResourceWatcher:
         if ident is None:
             return
         uid, packed = ident
+        if self.namespace_filter is not None:
+            namespace = packed.split("\0", 2)[1]
+            if namespace not in self.namespace_filter:
+                return
         if seen is not None:
             seen.add(uid)
         state = self.state
