@@ -456,30 +456,8 @@ class FakeApiServer:
             include = q.get("includeObject", "PartialObjectMetadata")
             rows = [tables.row(e, include, _render(e, rt)) for e in page.entries]
             return _json(tables.table(rows, page.resource_version, page.continue_token))
-        meta = b'{"resourceVersion":"%d"' % page.resource_version
-        if page.continue_token:
-            meta += b',"continue":"' + page.continue_token.encode() + b'"'
-            if page.remaining is not None:
-                meta += b',"remainingItemCount":%d' % page.remaining
-        meta += b"}"
-        if all(e.api_version == rt.api_version for e in page.entries):
-            items = b",".join([e.raw for e in page.entries])
-        else:
-            items = b",".join([_render(e, rt) for e in page.entries])
-        body = b"".join(
-            (
-                b'{"kind":"',
-                rt.list_kind_name.encode(),
-                b'","apiVersion":"',
-                rt.api_version.encode(),
-                b'","metadata":',
-                meta,
-                b',"items":[',
-                items,
-                b"]}",
-            )
-        )
-        return _json(body)
+        return _json(_list_body(rt, page.entries, page.resource_version, page.continue_token,
+                                page.remaining))  # fmt: skip
 
     async def _do_create(
         self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
@@ -655,11 +633,7 @@ class FakeApiServer:
         with self.store.lock:
             page = self.store.list(rt, namespace, label_reqs, field_reqs)
             deleted = [self.store.delete(rt, e.namespace, e.name) for e in page.entries]
-        items = b",".join(_render(e, rt) for e in deleted)
-        return _json(
-            b'{"kind":"%s","apiVersion":"%s","metadata":{"resourceVersion":"%d"},"items":[%s]}'
-            % (rt.list_kind_name.encode(), rt.api_version.encode(), self.store.rv, items)
-        )
+        return _json(_list_body(rt, deleted, self.store.rv))
 
     # -- watch -----------------------------------------------------------------------------
 
@@ -798,6 +772,36 @@ def _render(entry: Entry, rt: ResourceType) -> bytes:
     obj = entry.obj()
     obj["apiVersion"] = rt.api_version
     return orjson.dumps(obj)
+
+
+def _list_body(
+    rt: ResourceType,
+    entries: list[Entry],
+    resource_version: int,
+    continue_token: str = "",
+    remaining: int | None = None,
+) -> bytes:
+    """A ``<Kind>List`` assembled from the cached object bytes with a single join (one copy)."""
+    meta = b'{"resourceVersion":"%d"' % resource_version
+    if continue_token:
+        meta += b',"continue":"' + continue_token.encode() + b'"'
+        if remaining is not None:
+            meta += b',"remainingItemCount":%d' % remaining
+    head = b'{"kind":"%s","apiVersion":"%s","metadata":%s},"items":[' % (
+        rt.list_kind_name.encode(),
+        rt.api_version.encode(),
+        meta,
+    )
+    parts = [head]
+    # Only CRD objects can be stored in another version than the one they are read through.
+    raws = [_render(e, rt) for e in entries] if rt.custom else [e.raw for e in entries]
+    for raw in raws:
+        parts.append(raw)
+        parts.append(b",")
+    if raws:
+        parts.pop()
+    parts.append(b"]}")
+    return b"".join(parts)
 
 
 def _event_line(kind: bytes, obj: bytes) -> bytes:
