@@ -90,6 +90,8 @@ class NatsSink(Sink):
         self._closing = False
         self._pumping = False
         self._resync_needed = False
+        self._first_attempt = asyncio.Event()  # the first connection attempt has ended
+        self._progress = asyncio.Event()  # the pump moved on, or the connection changed
         self._lock = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connector: asyncio.Task[None] | None = None
@@ -130,6 +132,12 @@ class NatsSink(Sink):
         self._connector = asyncio.create_task(self._connect(), name="nats:connect")
         if not self.jetstream:
             self._confirmer = asyncio.create_task(self._confirm_loop(), name="nats:confirm")
+        # Usually NATS is up: start connected rather than buffer the initial sync. When it is
+        # down, the first failed attempt ends this wait and the run goes on, buffering.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                asyncio.shield(self._first_attempt.wait()), self.settings.connect_timeout + 1.0
+            )
 
     @property
     def ready(self) -> bool:
@@ -188,6 +196,16 @@ class NatsSink(Sink):
     # -- connection ------------------------------------------------------------------------
 
     async def _connect(self) -> None:
+        try:
+            await self._connect_and_start()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.log.exception("NATS sink could not start its connection")
+        finally:
+            self._first_attempt.set()
+
+    async def _connect_and_start(self) -> None:
         assert self.settings is not None
         await self.nc.connect(
             **self.settings.kwargs(),
@@ -258,6 +276,7 @@ class NatsSink(Sink):
             or "authoriz" in lowered
             or ("authentication" in lowered)
         ):
+            self._first_attempt.set()
             if not self._auth_logged:
                 self._auth_logged = True
                 self.log.error(
@@ -272,6 +291,7 @@ class NatsSink(Sink):
                 self.log.debug("NATS still rejects the credentials: %s", text)
             return
         if not self.nc.is_connected:
+            self._first_attempt.set()
             self._failures += 1
             now = time.monotonic()
             if self._failures <= 5 or now - self._last_failure_log >= 60.0:
@@ -292,6 +312,7 @@ class NatsSink(Sink):
         if self._closing:
             return
         self._live = False
+        self._progress.set()
         self.stats["disconnects"] += 1
         self._requeue_unconfirmed()
         self.log.warning(
@@ -339,11 +360,27 @@ class NatsSink(Sink):
     async def deliver(self, events: Sequence[Event]) -> None:
         if not self._live or self.pending:
             self._buffer(events)
+            await self._wait_while_catching_up()
             return
         async with self._lock:
             failed = await self._publish_batch(events)
         if failed:
             self._buffer(failed)
+
+    async def _wait_while_catching_up(self) -> None:
+        """Connected and re-sending the backlog: slow the sources down (engine backpressure)
+        instead of letting a fast initial sync overflow the buffer. While disconnected there is
+        nobody to wait for, so the buffer coalesces and, if it must, drops."""
+        half = self.pending.capacity // 2
+        while (
+            not self._closing
+            and not self._live
+            and self.nc.is_connected
+            and len(self.pending) > half
+        ):
+            self._progress.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), 1.0)
 
     def _buffer(self, events: Sequence[Event]) -> None:
         self.pending.extend(events)
@@ -380,6 +417,7 @@ class NatsSink(Sink):
                     failed = await self._publish_batch(self.pending.drain(PUMP_BATCH))
                     if failed:
                         self.pending.add_older(failed)
+                self._progress.set()
                 if failed:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 10.0)
@@ -387,6 +425,7 @@ class NatsSink(Sink):
                     backoff = 0.5
         finally:
             self._pumping = False
+            self._progress.set()
         if self._live and self._resync_needed and self._ctx is not None:
             self._resync_needed = False
             self.log.warning(
