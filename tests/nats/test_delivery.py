@@ -14,6 +14,7 @@ from meshsync_nats.sink import NatsSink
 from meshsync_nats.testing import NatsServer, free_port
 
 from meshsync_core import Engine
+from meshsync_core.testing import MemorySource, make_event
 from tests.nats.helpers import (
     ModelSource,
     Running,
@@ -205,3 +206,65 @@ async def test_ready_needs_connection_and_initial_sync(nats_server: NatsServer) 
         await wait_until(lambda: sink.ready, what="ready")
         await asyncio.to_thread(nats_server.stop)
         await wait_until(lambda: not sink.ready, what="not ready while disconnected")
+
+
+async def test_initial_sync_larger_than_buffer_loses_nothing_when_nats_is_up(
+    nats_server: NatsServer,
+) -> None:
+    """open() connects before the sources start, and a backlog slows the source down instead
+    of overflowing: nothing is dropped, no resync is needed."""
+    subscriber = Subscriber()
+    await subscriber.connect(nats_server.url)
+    source = ModelSource([pod(f"p{i}") for i in range(500)])
+    sink = NatsSink(nats_options(nats_server.url, nats_buffer_size=10))
+    async with Running(Engine([source], [sink], queue_size=8)):
+        await source.started()
+        await subscriber.wait_for(lambda: subscriber.versions() == source.versions())
+    await subscriber.close()
+    assert sink.pending.dropped == 0 and source.resyncs == 0
+    assert sink.metrics.value("published_total") == 500
+    assert sink.metrics.value("connected") == 1
+
+
+async def test_once_run_flushes_everything_before_exit(nats_server: NatsServer) -> None:
+    subscriber = Subscriber()
+    await subscriber.connect(nats_server.url)
+    source = MemorySource([make_event(f"p{i}") for i in range(200)])
+    sink = NatsSink(nats_options(nats_server.url))
+    result = await asyncio.wait_for(Engine([source], [sink], once=True).run(), 30)
+    assert result.exit_code == 0
+    await subscriber.wait_count(200)
+    await subscriber.close()
+
+
+async def test_several_servers_one_down(nats_server: NatsServer) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    subscriber = Subscriber()
+    await subscriber.connect(nats_server.url)
+    source = ModelSource([pod("a")])
+    sink = NatsSink(nats_options(f"{dead},{nats_server.url}"))
+    async with Running(Engine([source], [sink])):
+        await subscriber.wait_count(1)
+    await subscriber.close()
+
+
+async def test_jetstream_mode_without_jetstream_says_so(
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="meshsync")
+    sink = NatsSink(nats_options(nats_server.url, nats_jetstream=True))
+    async with Running(Engine([ModelSource([pod("a")])], [sink])):
+        await wait_until(
+            lambda: bool(log_lines(caplog, logging.ERROR, "JetStream is not available")),
+            what="JetStream error line",
+        )
+        assert sink.stats["published"] == 0  # kept, not lost: retried once JetStream works
+        await wait_until(lambda: len(sink.pending) == 1, what="change kept in the buffer")
+
+
+async def test_bad_stream_retention_is_a_config_error(nats_server: NatsServer) -> None:
+    sink = NatsSink(
+        nats_options(nats_server.url, nats_jetstream=True, nats_stream_retention="forever")
+    )
+    result = await Engine([ModelSource()], [sink]).run()
+    assert result.exit_code == 2 and "--nats-stream-retention" in result.reason

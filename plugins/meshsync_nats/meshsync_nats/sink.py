@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
@@ -83,9 +84,16 @@ class NatsSink(Sink):
         self.settings: ConnectionSettings | None = None
         self.nc = NATS()
         self.stats: Counter[str] = Counter()
+        self.metrics.describe(
+            "published_total", "Changes handed to NATS (acked in JetStream mode)."
+        )
+        self.metrics.describe("buffer_dropped_total", "Pending states dropped: buffer full.")
+        self.metrics.describe("pending_changes", "Changes waiting for NATS.")
+        self.metrics.describe("connected", "1 while connected to NATS.")
         self._ctx: SinkContext | None = None
         self._requests: RequestHandler | None = None
         self._js: Any = None
+        self._stream_ok = False  # the JetStream stream is known to exist
         self._live = False  # connected and nothing pending: publish directly
         self._closing = False
         self._pumping = False
@@ -235,6 +243,7 @@ class NatsSink(Sink):
         jsm = self.nc.jsm()
         try:
             info = await jsm.stream_info(self.stream)
+            self._stream_ok = True
         except nats.js.errors.NotFoundError:
             await jsm.add_stream(
                 name=self.stream,
@@ -244,6 +253,7 @@ class NatsSink(Sink):
                 storage=js_api.StorageType.FILE,
                 duplicate_window=120.0,
             )
+            self._stream_ok = True
             self.log.info(
                 "created JetStream stream %s (%s retention) for %s",
                 self.stream,
@@ -252,10 +262,12 @@ class NatsSink(Sink):
             )
             return
         except Exception as exc:
-            self.log.error(
+            self._warn_limited(
                 "JetStream is not available on this NATS server (%s); changes stay buffered "
                 "and are retried: enable JetStream (nats-server -js) or drop --nats-jetstream",
                 exc,
+                key="no-jetstream",
+                level=logging.ERROR,
             )
             return
         subjects = info.config.subjects or []
@@ -313,7 +325,8 @@ class NatsSink(Sink):
             return
         self._live = False
         self._progress.set()
-        self.stats["disconnects"] += 1
+        self._count("disconnects", 1)
+        self._gauges()
         self._requeue_unconfirmed()
         self.log.warning(
             "lost the connection to NATS; buffering changes (up to %d objects) until it is back",
@@ -323,7 +336,8 @@ class NatsSink(Sink):
     async def _on_reconnected(self) -> None:
         self._failures = 0
         self._auth_logged = False
-        self.stats["reconnects"] += 1
+        self._count("reconnects", 1)
+        self._gauges()
         self.log.info(
             "reconnected to NATS at %s; re-sending %d buffered change(s) in %gs",
             self._current_url(),
@@ -385,6 +399,7 @@ class NatsSink(Sink):
     def _buffer(self, events: Sequence[Event]) -> None:
         self.pending.extend(events)
         self._note_drops()
+        self.metrics.set("pending_changes", float(len(self.pending)))
         if self._live and self.nc.is_connected:
             self._live = False
             self._spawn(self._pump())
@@ -393,6 +408,7 @@ class NatsSink(Sink):
         dropped = self.pending.dropped
         if dropped > self._dropped_reported:
             self._resync_needed = True
+            self._count("buffer_dropped", dropped - self._dropped_reported)
             self._warn_limited(
                 "NATS buffer full (%d objects): dropped the oldest pending state of %d "
                 "object(s) so far; a resync follows once NATS is back",
@@ -410,6 +426,8 @@ class NatsSink(Sink):
         backoff = 0.5
         try:
             while not self._closing and self.nc.is_connected:
+                if self.jetstream and not self._stream_ok:
+                    await self._ensure_stream()
                 async with self._lock:
                     if not self.pending:
                         self._live = True
@@ -426,6 +444,7 @@ class NatsSink(Sink):
         finally:
             self._pumping = False
             self._progress.set()
+            self._gauges()
         if self._live and self._resync_needed and self._ctx is not None:
             self._resync_needed = False
             self.log.warning(
@@ -445,7 +464,7 @@ class NatsSink(Sink):
         sent = 0
         for index, event in enumerate(events):
             if not nc.is_connected:
-                self.stats["published"] += sent
+                self._count("published", sent)
                 return list(events[index:])
             try:
                 payload = envelope(
@@ -453,20 +472,20 @@ class NatsSink(Sink):
                 )
                 await publish(wire.SUBJECT_CORE, payload)
             except _SEND_ERRORS:
-                self.stats["published"] += sent
+                self._count("published", sent)
                 return list(events[index:])
             except Exception as exc:
                 self._unsendable(event, exc)
                 continue
             segment.append(event)
             sent += 1
-        self.stats["published"] += sent
+        self._count("published", sent)
         self._confirm_wake.set()
         return []
 
     def _unsendable(self, event: Event, exc: Exception) -> None:
         """An event that can never be sent (too big for the server, not encodable)."""
-        self.stats["unsendable"] += 1
+        self._count("unsendable", 1)
         self.log.error("cannot publish %s to NATS: %s; skipped", event.describe(), exc)
 
     async def _publish_jetstream(self, events: Sequence[Event]) -> list[Event]:
@@ -504,17 +523,18 @@ class NatsSink(Sink):
         failed: list[Event] = []
         acked = 0
         for event, future in futures:
-            if future.cancelled() or future.exception() is not None:
+            error = None if future.cancelled() else future.exception()
+            if future.cancelled() or error is not None:
                 failed.append(event)
-                if not future.cancelled():
-                    self._warn_limited(
-                        f"JetStream did not accept a change: {future.exception()}", key="js-nack"
-                    )
+                if isinstance(error, nats.js.errors.NoStreamResponseError):
+                    self._stream_ok = False  # deleted, or JetStream was off: check again
+                if error is not None:
+                    self._warn_limited(f"JetStream did not accept a change: {error}", key="js-nack")
             else:
                 acked += 1
-        self.stats["published"] += acked
+        self._count("published", acked)
         if failed:
-            self.stats["ack_failures"] += len(failed)
+            self._count("ack_failures", len(failed))
         return failed + rest
 
     # -- confirmation (core NATS) -------------------------------------------------------------
@@ -558,17 +578,28 @@ class NatsSink(Sink):
 
     # -- helpers ---------------------------------------------------------------------------
 
+    def _count(self, name: str, amount: int) -> None:
+        """Keep a counter for tests and logs and export it (``meshsync_nats_<name>_total``)."""
+        self.stats[name] += amount
+        self.metrics.inc(f"{name}_total", amount)
+
+    def _gauges(self) -> None:
+        self.metrics.set("connected", 1.0 if self.nc.is_connected else 0.0)
+        self.metrics.set("pending_changes", float(len(self.pending)))
+
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _warn_limited(self, message: str, *args: Any, key: str | None = None) -> None:
-        """A warning at most once a minute per key; repeats go to debug."""
+    def _warn_limited(
+        self, message: str, *args: Any, key: str | None = None, level: int = logging.WARNING
+    ) -> None:
+        """A warning (or ``level``) at most once a minute per key; repeats go to debug."""
         key = key or message
         now = time.monotonic()
         if now - self._last_warned.get(key, -1e9) >= 60.0:
             self._last_warned[key] = now
-            self.log.warning(message, *args)
+            self.log.log(level, message, *args)
         else:
             self.log.debug(message, *args)
