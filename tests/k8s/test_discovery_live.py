@@ -218,3 +218,29 @@ async def test_selectors_are_applied_server_side(server, run_source) -> None:
     running = await run_source(resources=["pods"], field_selector=f"metadata.name={name}")
     await running.synced()
     assert [e.name for e in running.sink.events] == [name]
+
+
+async def test_crd_storage_version_change_restarts_without_reemitting(server, run_source) -> None:
+    server.load(demo_cluster())
+    running = await run_source(resources=["widgets.example.com"])
+    await running.synced()
+    assert running.source.watched() == ["widgets.v1.example.com"]
+    before = len(running.sink.events)
+    crd = copy.deepcopy(server.get(_widget_crd_ref()))
+    for version in crd["spec"]["versions"]:
+        version["storage"] = version["name"] == "v1alpha1"
+    server.update(crd)
+    await wait_until(lambda: running.source.watched() == ["widgets.v1alpha1.example.com"])
+    watcher = running.source.watchers[WIDGET_CRD_KEY][0]
+    await wait_until(lambda: watcher.listed, what="re-list at the new version")
+    assert len(running.sink.events) == before  # same objects, same resourceVersions
+    widget = server.create(_widget("w-new") | {"apiVersion": "example.com/v1alpha1"})
+    await wait_until(lambda: widget["metadata"]["uid"] in fold(running.sink.events))
+
+
+def _widget_crd_ref() -> dict:
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+    }

@@ -131,3 +131,11 @@ async def test_relist_without_changes_emits_nothing(server, run_source) -> None:
     await wait_until(lambda: running.source.stats()["lists"] >= lists + 2, what="re-lists")
     await wait_until(lambda: running.source.stats()["watches"] >= 4, what="watches resumed")
     assert len(running.sink.events) == before
+
+
+async def test_5xx_burst_at_start_up(server, run_source) -> None:
+    server.load(bulk_objects(60))
+    server.faults.fail_next(3, 503)  # kube-system lookup and discovery are retried
+    running = await run_source(resources=["pods", "configmaps"])
+    await running.synced()
+    await _converge(server, running)

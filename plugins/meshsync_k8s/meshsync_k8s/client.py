@@ -150,6 +150,23 @@ class ApiClient:
         except orjson.JSONDecodeError as exc:
             raise ApiError(0, "InvalidResponse", f"GET {path}: not JSON ({exc})") from None
 
+    async def get_retrying(
+        self, path: str, params: Mapping[str, Any] | None = None, attempts: int = 4
+    ) -> Any:
+        """:meth:`get`, retrying HTTP 5xx/429 answers a few times (start-up, discovery).
+
+        Connection failures are not retried here: at start-up they mean a wrong address, and
+        the user should hear about it at once.
+        """
+        for attempt in range(attempts):
+            try:
+                return await self.get(path, params)
+            except ApiError as exc:
+                if exc.code == 0 or not exc.transient or attempt == attempts - 1:
+                    raise
+                await asyncio.sleep(0.2 * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def get_bytes(self, path: str, params: Mapping[str, Any] | None = None) -> bytes:
         timeout = aiohttp.ClientTimeout(
             total=self.request_timeout, sock_connect=self.connect_timeout

@@ -114,7 +114,7 @@ async def read_meshsync_cr(client: ApiClient, version: str) -> tuple[MeshSyncCon
     """GET the custom resource: (config, note). None when absent or unreadable (note says why)."""
     path = f"/apis/{GROUP}/{version}/namespaces/{NAMESPACE}/{PLURAL}/{NAME}"
     try:
-        obj = await client.get(path)
+        obj = await client.get_retrying(path)
     except ApiError as exc:
         if exc.code == 404:
             return None, "not found"

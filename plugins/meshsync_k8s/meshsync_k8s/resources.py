@@ -241,10 +241,10 @@ async def discover(client: ApiClient) -> Discovery:
     A group-version that fails (a broken aggregated API such as an absent metrics-server) is
     noted and skipped; failure of the core group is raised.
     """
-    core = await client.get("/api/v1")
+    core = await client.get_retrying("/api/v1")
     resources = _parse_resource_list("", "v1", core)
     preferred: dict[str, str] = {"": "v1"}
-    groups_body = await client.get("/apis")
+    groups_body = await client.get_retrying("/apis")
     group_versions: list[tuple[str, str]] = []
     for group in (groups_body or {}).get("groups") or []:
         if not isinstance(group, dict) or not isinstance(group.get("name"), str):
@@ -259,7 +259,7 @@ async def discover(client: ApiClient) -> Discovery:
     async def fetch(group: str, version: str) -> list[ApiResource] | ApiError:
         try:
             return _parse_resource_list(
-                group, version, await client.get(f"/apis/{group}/{version}")
+                group, version, await client.get_retrying(f"/apis/{group}/{version}")
             )
         except ApiError as exc:
             return exc

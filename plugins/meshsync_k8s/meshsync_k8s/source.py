@@ -95,7 +95,7 @@ class KubernetesSource(Source):
         )
         where = f"{conn.server} ({conn.origin})"
         try:
-            kube_system = await self.client.get("/api/v1/namespaces/kube-system")
+            kube_system = await self.client.get_retrying("/api/v1/namespaces/kube-system")
         except ApiError as exc:
             if exc.code == 0:
                 raise StartupError(
@@ -192,10 +192,6 @@ class KubernetesSource(Source):
             self._dirty.clear()
             if self._setup_done:
                 await self._reconcile()
-
-    async def _emit(self, event: Event) -> None:
-        assert self._ctx is not None
-        await self._ctx.emit(event)
 
     def _on_listed(self, watcher: ResourceWatcher, ok: bool) -> None:
         self._pending.discard(watcher)
@@ -303,11 +299,11 @@ class KubernetesSource(Source):
         namespace: str | None,
         state: dict[str, str] | None,
     ) -> ResourceWatcher:
-        assert self.client is not None
+        assert self.client is not None and self._ctx is not None
         watcher = ResourceWatcher(
             self.client,
             api,
-            self._emit,
+            self._ctx.emit,  # straight to the engine: no wrapper coroutine per event
             namespace=namespace,
             cluster_id=self.cluster_id,
             tuning=self.tuning,
