@@ -14,9 +14,11 @@ or, from synchronous code (official client, kubectl)::
     with FakeApiServer.in_thread() as server:
         ...
 
-Module map: ``resources`` (resource table, discovery, CRDs), ``store`` (objects, rv, history,
-watchers), ``selectors``, ``patch``, ``tables`` (kubectl's Table output), ``faults``,
-``seed`` (demo data), ``server`` (HTTP + the FakeApiServer class).
+Module map: ``resources`` (resource table, discovery documents, CRD registration), ``store``
+(objects, resourceVersions, history, watchers), ``selectors``, ``patch`` (merge/strategic/JSON
+patch), ``encoding`` (lists and events from cached bytes), ``watch`` (one watch stream),
+``tables`` (kubectl's Table output), ``faults``, ``seed`` (demo data), ``errors`` (Status),
+``server`` (HTTP routing and the FakeApiServer class).
 """
 
 from .errors import ApiError

@@ -24,7 +24,8 @@ import yaml
 from aiohttp import web
 
 from . import tables
-from .errors import ApiError, bad_request, conflict, not_found, status_body
+from .encoding import list_body, render
+from .errors import ApiError, bad_request, conflict, not_found
 from .faults import Faults
 from .patch import (
     APPLY_PATCH,
@@ -39,6 +40,7 @@ from .resources import Registry, ResourceType
 from .seed import base_namespaces
 from .selectors import parse_field_selector, parse_label_selector
 from .store import Entry, Store, Watcher
+from .watch import WatchOptions, WatchStream, make_notifier, truthy
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +70,6 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 def _error_response(err: ApiError) -> web.Response:
     return _json(err.status(), err.code)
-
-
-def _truthy(value: str | None) -> bool:
-    return value is not None and value.lower() in ("1", "true")
 
 
 class FakeApiServer:
@@ -106,8 +104,8 @@ class FakeApiServer:
         self._request_log_limit = request_log_limit
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
-        self._streams: dict[Watcher, web.Request] = {}
-        self._stopping = False
+        #: True while stop() runs: open watches end cleanly.
+        self.stopping = False
         self.port = 0
         #: Serve HTTPS with a throwaway CA; ``ca_pem`` is its certificate once started.
         self.tls = tls
@@ -126,7 +124,7 @@ class FakeApiServer:
     async def start(self) -> None:
         """Bind 127.0.0.1 on a free port and serve until :meth:`stop`."""
         self._loop = asyncio.get_running_loop()
-        self._stopping = False
+        self.stopping = False
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(
@@ -160,7 +158,7 @@ class FakeApiServer:
 
     async def stop(self) -> None:
         """End every watch cleanly, close connections and release the port."""
-        self._stopping = True
+        self.stopping = True
         for w in self.store.watchers():
             w.control = "close"
             w.notify()
@@ -348,13 +346,9 @@ class FakeApiServer:
         if watch_path:
             rest = rest[1:]
         rt, namespace, name = self._resolve(group, version, rest)
-        verb = self._verb(method, name, watch_path or _truthy(request.query.get("watch")))
+        verb = self._verb(method, name, watch_path or truthy(request.query.get("watch")))
         if verb not in rt.verbs:
-            raise ApiError(
-                405,
-                "the server does not allow this method on the requested resource",
-                "MethodNotAllowed",
-            )
+            raise _method_not_allowed()
         if self.faults.is_forbidden(rt.plural, rt.group):
             scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
             raise ApiError(
@@ -384,48 +378,37 @@ class FakeApiServer:
     def _resolve(
         self, group: str, version: str, rest: list[str]
     ) -> tuple[ResourceType, str | None, str]:
-        """Map the path after /api/v1 or /apis/g/v to (resource, namespace, name)."""
+        """Map the path after /api/v1 or /apis/g/v to (resource, namespace, name).
+
+        ``namespaces/<ns>/<plural>[/<name>]`` is namespaced when <plural> is a namespaced
+        resource; otherwise ``namespaces/<name>/...`` is the Namespace object itself.
+        """
         namespace: str | None = None
-        if (
-            len(rest) >= 3
-            and rest[0] == "namespaces"
-            and group == ""
-            and (rt3 := self.registry.lookup(group, version, rest[2])) is not None
-            and rt3.namespaced
-        ) or (len(rest) >= 3 and rest[0] == "namespaces" and group != ""):
-            namespace = rest[1]
-            rest = rest[2:]
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            inner = self.registry.lookup(group, version, rest[2])
+            if inner is not None and inner.namespaced:
+                namespace, rest = rest[1], rest[2:]
         if len(rest) > 2:
-            raise _no_resource()  # subresources are not served
+            raise _no_resource()  # subresources (status, log, scale ...) are not served
         rt = self.registry.lookup(group, version, rest[0])
         if rt is None:
             raise _no_resource()
         name = rest[1] if len(rest) == 2 else ""
-        if namespace is not None and not rt.namespaced:
-            raise _no_resource()
         if name and rt.namespaced and namespace is None:
             raise _no_resource()
         return rt, namespace, name
 
     @staticmethod
     def _verb(method: str, name: str, watch: bool) -> str:
-        if name:
-            verbs = {"GET": "get", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+        """The Kubernetes verb for an HTTP method on an item or collection path."""
+        if method == "GET":
+            verb = "watch" if watch else ("get" if name else "list")
+        elif name:
+            verb = {"PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, "")
         else:
-            verbs = {
-                "GET": "watch" if watch else "list",
-                "POST": "create",
-                "DELETE": "deletecollection",
-            }
-        if watch and name and method == "GET":
-            return "watch"
-        verb = verbs.get(method)
-        if verb is None:
-            raise ApiError(
-                405,
-                "the server does not allow this method on the requested resource",
-                "MethodNotAllowed",
-            )
+            verb = {"POST": "create", "DELETE": "deletecollection"}.get(method, "")
+        if not verb:
+            raise _method_not_allowed()
         return verb
 
     # -- verbs -----------------------------------------------------------------------------
@@ -438,8 +421,8 @@ class FakeApiServer:
             raise not_found(rt.plural, name, rt.group)
         if tables.wants_table(request.headers.get("Accept", "")):
             include = request.query.get("includeObject", "PartialObjectMetadata")
-            return _json(tables.table([tables.row(entry, include, _render(entry, rt))]))
-        return _json(_render(entry, rt))
+            return _json(tables.table([tables.row(entry, include, render(entry, rt))]))
+        return _json(render(entry, rt))
 
     async def _do_list(
         self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
@@ -454,9 +437,9 @@ class FakeApiServer:
         page = self.store.list(rt, namespace, label_reqs, field_reqs, limit, q.get("continue", ""))
         if tables.wants_table(request.headers.get("Accept", "")):
             include = q.get("includeObject", "PartialObjectMetadata")
-            rows = [tables.row(e, include, _render(e, rt)) for e in page.entries]
+            rows = [tables.row(e, include, render(e, rt)) for e in page.entries]
             return _json(tables.table(rows, page.resource_version, page.continue_token))
-        return _json(_list_body(rt, page.entries, page.resource_version, page.continue_token,
+        return _json(list_body(rt, page.entries, page.resource_version, page.continue_token,
                                 page.remaining))  # fmt: skip
 
     async def _do_create(
@@ -476,7 +459,7 @@ class FakeApiServer:
         if _is_dry_run(request):
             return _json(obj, 201)
         entry = self.store.create(rt, obj)
-        return _json(_render(entry, rt), 201)
+        return _json(render(entry, rt), 201)
 
     async def _do_update(
         self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
@@ -499,7 +482,7 @@ class FakeApiServer:
         if _is_dry_run(request):
             return _json(obj)
         entry = self.store.update(rt, obj)
-        return _json(_render(entry, rt))
+        return _json(render(entry, rt))
 
     async def _do_patch(
         self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
@@ -550,7 +533,7 @@ class FakeApiServer:
             if _is_dry_run(request):
                 return _json(patched)
             entry = self.store.update(rt, patched)
-        return _json(_render(entry, rt))
+        return _json(render(entry, rt))
 
     async def _do_delete(
         self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
@@ -577,10 +560,10 @@ class FakeApiServer:
                 if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(entry.rv):
                     raise conflict(rt.plural, name, rt.group)
             if _is_dry_run(request):
-                return _json(_render(entry, rt))
+                return _json(render(entry, rt))
             last = self.store.delete(rt, namespace or "", name)
         if rt.storage_key in _DELETE_RETURNS_OBJECT or rt.plural == "customresourcedefinitions":
-            return _json(_render(last, rt))
+            return _json(render(last, rt))
         uid = (last.obj().get("metadata") or {}).get("uid")
         details = {"name": name, "kind": rt.plural, "uid": uid}
         if rt.group:
@@ -633,7 +616,7 @@ class FakeApiServer:
         with self.store.lock:
             page = self.store.list(rt, namespace, label_reqs, field_reqs)
             deleted = [self.store.delete(rt, e.namespace, e.name) for e in page.entries]
-        return _json(_list_body(rt, deleted, self.store.rv))
+        return _json(list_body(rt, deleted, self.store.rv))
 
     # -- watch -----------------------------------------------------------------------------
 
@@ -645,116 +628,17 @@ class FakeApiServer:
         field_reqs = parse_field_selector(q.get("fieldSelector"))
         if name:  # /watch/namespaces/ns/pods/name (deprecated form) == fieldSelector on name
             field_reqs.append((("metadata", "name"), True, name))
-        rv_param = q.get("resourceVersion", "")
-        send_initial = _truthy(q.get("sendInitialEvents"))
-        try:
-            start_rv = None if rv_param in ("", "0") or send_initial else int(rv_param)
-        except ValueError:
-            raise bad_request(f"invalid resource version: {rv_param!r}") from None
-        try:
-            timeout = float(q["timeoutSeconds"]) if q.get("timeoutSeconds") else None
-        except ValueError:
-            raise bad_request(f"invalid timeoutSeconds {q.get('timeoutSeconds')!r}") from None
-        bookmarks = _truthy(q.get("allowWatchBookmarks"))
-        as_table = tables.wants_table(request.headers.get("Accept", ""))
-        include = q.get("includeObject", "PartialObjectMetadata")
-
-        loop = asyncio.get_running_loop()
+        opts = WatchOptions.parse(q, request.headers.get("Accept", ""))
         wake = asyncio.Event()
-        watcher = Watcher(rt, namespace, label_reqs, field_reqs, self._notifier(loop, wake))
-        response = web.StreamResponse(
-            status=200, headers={"Content-Type": _JSON, "Cache-Control": "no-cache, private"}
-        )
-        response.enable_chunked_encoding()
-        try:
-            self.store.add_watcher(watcher, start_rv)
-        except ApiError as err:
-            # kube-apiserver reports a too-old resourceVersion inside the stream, not as HTTP 410
-            await response.prepare(request)
-            await response.write(_event_line(b"ERROR", orjson.dumps(err.status())))
-            await response.write_eof()
-            return response
-        self._streams[watcher] = request
-        deadline = loop.time() + timeout if timeout else None
-        next_bookmark = loop.time() + self.bookmark_interval
-        initial_end_pending = send_initial
-        first_table = True
-        try:
-            await response.prepare(request)
-            while True:
-                wake.clear()
-                control = watcher.control
-                if control == "drop":
-                    transport = request.transport
-                    if transport is not None:
-                        transport.abort()
-                    return response
-                now = loop.time()
-                if not self.faults.watches_hung or control in ("close", "expire"):
-                    items, rv = self.store.drain(watcher)
-                    chunks: list[bytes] = []
-                    for kind, entry in items:
-                        if as_table:
-                            row = tables.row(entry, include, _render(entry, rt))
-                            obj = tables.table([row], with_columns=first_table)
-                            first_table = False
-                        else:
-                            obj = _render(entry, rt)
-                        chunks.append(_event_line(kind.encode(), obj))
-                    if initial_end_pending:
-                        chunks.append(_bookmark(rt, rv, initial_end=True))
-                        initial_end_pending = False
-                    if bookmarks and now >= next_bookmark:
-                        chunks.append(_bookmark(rt, rv))
-                        next_bookmark = now + self.bookmark_interval
-                    if control == "expire":
-                        chunks.append(
-                            _event_line(
-                                b"ERROR",
-                                orjson.dumps(
-                                    status_body(410, f"too old resource version: {rv}", "Expired")
-                                ),
-                            )
-                        )
-                    if chunks:
-                        await response.write(b"".join(chunks))
-                    if control in ("expire", "close") or self._stopping:
-                        break
-                    if deadline is not None and now >= deadline:
-                        break
-                waits = []
-                if deadline is not None and not self.faults.watches_hung:
-                    waits.append(deadline - now)
-                if bookmarks and not self.faults.watches_hung:
-                    waits.append(next_bookmark - now)
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(wake.wait(), max(0.0, min(waits)) if waits else None)
-            await response.write_eof()
-        except (ConnectionResetError, ConnectionError):
-            pass
-        finally:
-            self.store.remove_watcher(watcher)
-            self._streams.pop(watcher, None)
-        return response
+        notify = make_notifier(asyncio.get_running_loop(), wake)
+        watcher = Watcher(rt, namespace, label_reqs, field_reqs, notify)
+        return await WatchStream(self, request, rt, watcher, wake, opts).run()
 
-    def _notifier(self, loop: asyncio.AbstractEventLoop, wake: asyncio.Event) -> Callable[[], None]:
-        """A thread-safe, coalescing "you have events" callback for one watch."""
-        pending = False
 
-        def fire() -> None:
-            nonlocal pending
-            pending = False
-            wake.set()
-
-        def notify() -> None:
-            nonlocal pending
-            if pending:
-                return
-            pending = True
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(fire)
-
-        return notify
+def _method_not_allowed() -> ApiError:
+    return ApiError(
+        405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
+    )
 
 
 def _no_resource() -> ApiError:
@@ -763,57 +647,6 @@ def _no_resource() -> ApiError:
 
 def _terminating(entry: Entry) -> bool:
     return bool((entry.obj().get("metadata") or {}).get("deletionTimestamp"))
-
-
-def _render(entry: Entry, rt: ResourceType) -> bytes:
-    """The object's bytes as seen through ``rt``'s version (CRDs serve several versions)."""
-    if entry.api_version == rt.api_version:
-        return entry.raw
-    obj = entry.obj()
-    obj["apiVersion"] = rt.api_version
-    return orjson.dumps(obj)
-
-
-def _list_body(
-    rt: ResourceType,
-    entries: list[Entry],
-    resource_version: int,
-    continue_token: str = "",
-    remaining: int | None = None,
-) -> bytes:
-    """A ``<Kind>List`` assembled from the cached object bytes with a single join (one copy)."""
-    meta = b'{"resourceVersion":"%d"' % resource_version
-    if continue_token:
-        meta += b',"continue":"' + continue_token.encode() + b'"'
-        if remaining is not None:
-            meta += b',"remainingItemCount":%d' % remaining
-    head = b'{"kind":"%s","apiVersion":"%s","metadata":%s},"items":[' % (
-        rt.list_kind_name.encode(),
-        rt.api_version.encode(),
-        meta,
-    )
-    parts = [head]
-    # Only CRD objects can be stored in another version than the one they are read through.
-    raws = [_render(e, rt) for e in entries] if rt.custom else [e.raw for e in entries]
-    for raw in raws:
-        parts.append(raw)
-        parts.append(b",")
-    if raws:
-        parts.pop()
-    parts.append(b"]}")
-    return b"".join(parts)
-
-
-def _event_line(kind: bytes, obj: bytes) -> bytes:
-    return b'{"type":"' + kind + b'","object":' + obj + b"}\n"
-
-
-def _bookmark(rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
-    meta: dict[str, Any] = {"resourceVersion": str(rv)}
-    if initial_end:
-        meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-    obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
-    return _event_line(b"BOOKMARK", orjson.dumps(obj))
 
 
 def _is_dry_run(request: web.Request) -> bool:

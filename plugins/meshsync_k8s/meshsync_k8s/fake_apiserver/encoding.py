@@ -1,0 +1,67 @@
+"""The wire format: objects, lists and watch events built from cached JSON bytes.
+
+Objects are serialized once, when stored; everything the server sends is assembled from those
+bytes with ``bytes.join`` so that a 500-object page costs one copy, not 500 encodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from .resources import ResourceType
+from .store import Entry
+
+
+def render(entry: Entry, rt: ResourceType) -> bytes:
+    """The object's bytes as seen through ``rt``'s version (CRDs serve several versions)."""
+    if entry.api_version == rt.api_version:
+        return entry.raw
+    obj = entry.obj()
+    obj["apiVersion"] = rt.api_version
+    return orjson.dumps(obj)
+
+
+def list_body(
+    rt: ResourceType,
+    entries: list[Entry],
+    resource_version: int,
+    continue_token: str = "",
+    remaining: int | None = None,
+) -> bytes:
+    """A ``<Kind>List`` assembled from the cached object bytes with a single join (one copy)."""
+    meta = b'{"resourceVersion":"%d"' % resource_version
+    if continue_token:
+        meta += b',"continue":"' + continue_token.encode() + b'"'
+        if remaining is not None:
+            meta += b',"remainingItemCount":%d' % remaining
+    head = b'{"kind":"%s","apiVersion":"%s","metadata":%s},"items":[' % (
+        rt.list_kind_name.encode(),
+        rt.api_version.encode(),
+        meta,
+    )
+    # Only CRD objects can be stored in another version than the one they are read through.
+    raws = [render(e, rt) for e in entries] if rt.custom else [e.raw for e in entries]
+    parts = [head]
+    for raw in raws:
+        parts.append(raw)
+        parts.append(b",")
+    if raws:
+        parts.pop()
+    parts.append(b"]}")
+    return b"".join(parts)
+
+
+def event_line(kind: bytes, obj: bytes) -> bytes:
+    """One watch event: a line of newline-delimited JSON."""
+    return b'{"type":"' + kind + b'","object":' + obj + b"}\n"
+
+
+def bookmark_line(rt: ResourceType, rv: int, initial_end: bool = False) -> bytes:
+    """A BOOKMARK event; ``initial_end`` marks the end of ``sendInitialEvents``."""
+    meta: dict[str, Any] = {"resourceVersion": str(rv)}
+    if initial_end:
+        meta["annotations"] = {"k8s.io/initial-events-end": "true"}
+    obj = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}
+    return event_line(b"BOOKMARK", orjson.dumps(obj))
