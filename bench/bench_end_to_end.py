@@ -1,0 +1,256 @@
+"""End-to-end benchmarks: fake API server -> MeshSync -> a real nats-server / a snapshot file.
+
+    python bench/bench_end_to_end.py [nats|file|all] [objects]     (default: all 100000)
+
+``nats``: initial sync of ``objects`` Pods and ConfigMaps (realistic, with managedFields) from the
+fake API server (its own process) through the k8s source and the NATS sink to a nats-py
+subscriber, against a raw floor measured in the same run: the same paginated GETs + orjson decode
++ nats-py publish of each item, no framework. Then the latency from a change on the fake server
+to its message at the subscriber, at 1,000 changes/s.
+
+``file``: ``meshsync run --output file --once`` of the same cluster: objects/s end to end and
+peak RSS. Each part runs in a fresh subprocess so that peak RSS is its own.
+
+Both restrict the source to pods and configmaps (``--resources pods,configmaps``), which is
+what the floor lists too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing as mp
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import aiohttp
+import nats
+import orjson
+from meshsync_nats.testing import NatsServer
+from nats.aio.msg import Msg
+
+from meshsync_core.api import arun
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fake_cluster import SENT_AT, FakeClusterProcess, machine_description, peak_rss_mib
+
+SUBJECT = "meshery.meshsync.core"
+RESOURCES = ["pods", "configmaps"]
+
+
+def _subscribe(conn: Connection, url: str) -> None:
+    """Child process: count messages; on request, report when a count was reached, latencies."""
+
+    async def main() -> None:
+        nc = await nats.connect(url, pending_size=1024 * 1024 * 1024)
+        state = {"count": 0, "last_at": 0.0, "latency": False}
+        latencies: list[float] = []
+
+        async def on_message(msg: Msg) -> None:
+            now = time.time()
+            state["count"] += 1
+            state["last_at"] = time.time()
+            if state["latency"]:
+                data = orjson.loads(msg.data)
+                notes = (data.get("Object") or {}).get("metadata", {}).get("annotations") or []
+                for note in notes:
+                    if note.get("key") == SENT_AT:
+                        latencies.append(now - float(note["value"]))
+
+        await nc.subscribe(SUBJECT, cb=on_message, pending_msgs_limit=-1, pending_bytes_limit=-1)
+        await nc.flush()
+        conn.send("ready")
+        loop = asyncio.get_running_loop()
+        while True:
+            command, arg = await loop.run_in_executor(None, conn.recv)
+            if command == "wait":  # until `arg` messages arrived; answer the wall time of the last
+                while state["count"] < arg:
+                    await asyncio.sleep(0.01)  # polling a counter in this process, bounded below
+                conn.send(state["last_at"])
+            elif command == "reset":
+                state.update(count=0, latency=bool(arg))
+                latencies.clear()
+                conn.send("ok")
+            elif command == "latencies":
+                conn.send(list(latencies))
+            elif command == "stop":
+                break
+        await nc.close()
+
+    asyncio.run(main())
+
+
+class Subscriber:
+    """A nats-py subscriber in its own process, as Meshery Server would be."""
+
+    def __init__(self, url: str) -> None:
+        ctx = mp.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(target=_subscribe, args=(child, url), daemon=True)
+        self._process.start()
+        assert self._conn.recv() == "ready"
+
+    def _ask(self, command: str, arg: object = None, timeout: float = 300) -> object:
+        self._conn.send((command, arg))
+        if not self._conn.poll(timeout):
+            raise TimeoutError(f"subscriber did not answer {command!r} within {timeout}s")
+        return self._conn.recv()
+
+    async def wait_for(self, count: int) -> float:
+        """Wall-clock time (time.time()) at which the count-th message arrived."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._ask, "wait", count)  # type: ignore[return-value]
+
+    def reset(self, latency: bool = False) -> None:
+        self._ask("reset", latency)
+
+    def latencies(self) -> list[float]:
+        return self._ask("latencies")  # type: ignore[return-value]
+
+    def stop(self) -> None:
+        self._conn.send(("stop", None))
+        self._process.join(timeout=10)
+
+
+async def raw_floor(
+    cluster: FakeClusterProcess, nats_url: str, sub: Subscriber
+) -> tuple[int, float]:
+    """Paginated GETs + orjson decode + nats-py publish of each item: no MeshSync at all."""
+    nc = await nats.connect(nats_url, pending_size=512 * 1024 * 1024)
+    start = time.time()
+    total = 0
+    async with aiohttp.ClientSession() as session:
+        for plural in RESOURCES:
+            token = ""
+            while True:
+                url = f"{cluster.url}/api/v1/{plural}?limit=500"
+                if token:
+                    url += f"&continue={token}"
+                async with session.get(url) as response:
+                    page = orjson.loads(await response.read())
+                for item in page["items"]:
+                    await nc.publish(SUBJECT, orjson.dumps(item))
+                total += len(page["items"])
+                token = page["metadata"].get("continue", "")
+                if not token:
+                    break
+    await nc.flush()
+    elapsed = await sub.wait_for(total) - start
+    await nc.close()
+    return total, elapsed
+
+
+async def bench_nats(objects: int) -> None:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        NatsServer(Path(tmp)) as server,
+        FakeClusterProcess(objects) as cluster,
+    ):
+        sub = Subscriber(server.url)
+        try:
+            floor_n, floor_s = await raw_floor(cluster, server.url, sub)
+            sub.reset()
+
+            options = {
+                "kubeconfig": cluster.kubeconfig,
+                "resources": RESOURCES,
+                "broker_url": server.url,
+                "once": True,
+                "log_level": "warning",
+            }
+            start = time.time()
+            result = await arun(source="k8s", outputs=["nats"], options=options)
+            assert result.exit_code == 0, result.reason
+            delivered = result.stats.delivered["nats"]
+            ms_s = await sub.wait_for(delivered) - start
+            sub.reset(latency=True)
+            latencies = await measure_latency(cluster, server.url, sub)
+        finally:
+            sub.stop()
+
+    print(f"\nNATS end to end, {objects:,} objects — {machine_description()}")
+    print(f"{'path':<44} {'objects':>9} {'seconds':>8} {'objects/s':>10}")
+    for label, n, seconds in (
+        ("raw floor (GET+decode+publish)", floor_n, floor_s),
+        ("meshsync k8s -> nats (to subscriber)", delivered, ms_s),
+    ):
+        print(f"{label:<44} {n:>9,} {seconds:>8.2f} {n / seconds:>10,.0f}")
+    print(f"ratio to floor: {(delivered / ms_s) / (floor_n / floor_s):.2f}")
+    if latencies:
+        q = statistics.quantiles(latencies, n=100)
+        p50, p99, worst = q[49] * 1000, q[98] * 1000, max(latencies) * 1000
+        print(
+            f"change -> subscriber latency at 1,000 changes/s ({len(latencies):,} changes): "
+            f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {worst:.1f} ms"
+        )
+    print(f"peak RSS of the meshsync process: {peak_rss_mib():.0f} MiB")
+
+
+async def measure_latency(
+    cluster: FakeClusterProcess, nats_url: str, sub: Subscriber
+) -> list[float]:
+    """Run MeshSync on the churn namespace only; 5,000 changes at 1,000/s on the fake server."""
+    options = {
+        "kubeconfig": cluster.kubeconfig,
+        "resources": ["configmaps"],
+        "namespaces": ["churn"],
+        "cluster_scoped": False,
+        "broker_url": nats_url,
+        "log_level": "warning",
+    }
+    from meshsync_core.api import build_engine, resolve_options
+    from meshsync_core.plugin_manager import PluginManager
+
+    manager = PluginManager.from_entry_points()
+    engine = build_engine(manager, resolve_options(manager, {**options, "output": ["nats"]}))
+    run = asyncio.create_task(engine.run())
+    await engine.synced.wait()
+    count = 5000
+    cluster.churn(rate=1000, count=count)
+    await asyncio.get_running_loop().run_in_executor(None, cluster.wait_churn)
+    await sub.wait_for(count)
+    engine.stop()
+    await run
+    return sub.latencies()
+
+
+async def bench_file(objects: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, FakeClusterProcess(objects) as cluster:
+        out = Path(tmp) / "snapshot.yaml"
+        options = {
+            "kubeconfig": cluster.kubeconfig,
+            "resources": RESOURCES,
+            "output_file": str(out),
+            "once": True,
+            "log_level": "warning",
+        }
+        start = time.perf_counter()
+        result = await arun(source="k8s", outputs=["file"], options=options)
+        elapsed = time.perf_counter() - start
+        assert result.exit_code == 0, result.reason
+        delivered = result.stats.delivered["file"]
+        size = out.stat().st_size / 1e6
+    print(f"\nFile snapshot end to end (--once), {objects:,} objects — {machine_description()}")
+    print(
+        f"{'objects':>9} {'seconds':>8} {'objects/s':>10} {'snapshot MB':>12} {'peak RSS MiB':>13}"
+    )
+    rate, rss = delivered / elapsed, peak_rss_mib()
+    print(f"{delivered:>9,} {elapsed:>8.2f} {rate:>10,.0f} {size:>12.1f} {rss:>13.0f}")
+
+
+def main() -> None:
+    part = sys.argv[1] if len(sys.argv) > 1 else "all"
+    objects = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
+    if part == "all":
+        for name in ("nats", "file"):
+            subprocess.run([sys.executable, __file__, name, str(objects)], check=True)
+        return
+    asyncio.run(bench_nats(objects) if part == "nats" else bench_file(objects))
+
+
+if __name__ == "__main__":
+    main()
