@@ -99,6 +99,8 @@ class FileSink(Sink):
         self._synced = False
         self._dirty = True
         self._log: IO[bytes] | None = None
+        #: Per (type, resource, cluster): the constant parts of an extended-log document.
+        self._log_heads: dict[tuple[str, Any, str], tuple[str, str]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -147,7 +149,7 @@ class FileSink(Sink):
         logging_events = self._log is not None
         parts: list[str] = []
         counts: Counter[str] | None = None if self._synced else Counter()
-        when = _now() if logging_events else ""
+        when = render_scalar(_now()) if logging_events else ""
         for event in events:
             etype = event.type
             if etype is EventType.SYNCED:
@@ -214,12 +216,19 @@ class FileSink(Sink):
     # -- writing ---------------------------------------------------------------------------
 
     def _log_document(self, etype: str, when: str, event: Event, text: str) -> str:
-        cluster = f"cluster: {render_scalar(event.cluster_id)}\n" if event.cluster_id else ""
-        body = "  " + text[:-1].replace("\n", "\n  ") + "\n"
-        return (
-            f"---\ntype: {etype}\ntime: {render_scalar(when)}\n"
-            f"resource: {render_scalar(event.resource.key)}\n{cluster}object:\n{body}"
-        )
+        key = (etype, event.resource, event.cluster_id)
+        head = self._log_heads.get(key)
+        if head is None:
+            cluster = f"cluster: {render_scalar(event.cluster_id)}\n" if event.cluster_id else ""
+            head = (
+                f"resource: {render_scalar(event.resource.key)}\n{cluster}object:\n",
+                f"---\ntype: {etype}\ntime: ",
+            )
+            if len(self._log_heads) > 10_000:
+                self._log_heads.clear()
+            self._log_heads[key] = head
+        body = text[:-1].replace("\n", "\n  ")
+        return f"{head[1]}{when}\n{head[0]}  {body}\n"
 
     def _append_log(self, text: str) -> None:
         log_file = self._log
