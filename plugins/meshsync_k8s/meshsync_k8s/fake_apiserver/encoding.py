@@ -11,14 +11,14 @@ from typing import Any
 import orjson
 
 from .resources import ResourceType
-from .store import Entry
+from .store import API_VERSION, RAW, Entry, decode
 
 
 def render(entry: Entry, rt: ResourceType) -> bytes:
     """The object's bytes as seen through ``rt``'s version (CRDs serve several versions)."""
-    if entry.api_version == rt.api_version:
-        return entry.raw
-    obj = entry.obj()
+    if entry[API_VERSION] == rt.api_version:
+        return entry[RAW]
+    obj = decode(entry)
     obj["apiVersion"] = rt.api_version
     return orjson.dumps(obj)
 
@@ -42,7 +42,7 @@ def list_body(
         meta,
     )
     # Only CRD objects can be stored in another version than the one they are read through.
-    raws = [render(e, rt) for e in entries] if rt.custom else [e.raw for e in entries]
+    raws = [render(e, rt) for e in entries] if rt.custom else [e[RAW] for e in entries]
     parts = [head]
     for raw in raws:
         parts.append(raw)

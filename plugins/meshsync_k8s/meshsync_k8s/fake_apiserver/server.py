@@ -39,7 +39,7 @@ from .patch import (
 from .resources import Registry, ResourceType
 from .seed import base_namespaces
 from .selectors import parse_field_selector, parse_label_selector
-from .store import Entry, Store, Watcher
+from .store import NAME, NAMESPACE, RAW, RV, Entry, Store, Watcher, decode
 from .watch import WatchOptions, WatchStream, make_notifier, truthy
 
 log = logging.getLogger(__name__)
@@ -230,11 +230,11 @@ class FakeApiServer:
 
     def create(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create an object (keeps a given uid/creationTimestamp); raises ApiError 409 if taken."""
-        return self.store.create(self.registry.for_object(obj), obj, trusted=True).obj()
+        return decode(self.store.create(self.registry.for_object(obj), obj, trusted=True))
 
     def update(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Replace an object; a stale metadata.resourceVersion raises ApiError 409 Conflict."""
-        return self.store.update(self.registry.for_object(obj), obj).obj()
+        return decode(self.store.update(self.registry.for_object(obj), obj))
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Create, or replace unconditionally if it exists."""
@@ -242,25 +242,26 @@ class FakeApiServer:
         with self.store.lock:
             meta = obj.get("metadata") or {}
             if self.store.get(rt, meta.get("namespace") or "default", meta.get("name", "")):
-                return self.store.update(rt, obj, check_rv=False).obj()
-            return self.store.create(rt, obj, trusted=True).obj()
+                return decode(self.store.update(rt, obj, check_rv=False))
+            return decode(self.store.create(rt, obj, trusted=True))
 
     def delete(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Delete now; returns the last state (with the deletion's resourceVersion)."""
         rt = self.registry.for_object(obj)
         meta = obj.get("metadata") or {}
-        return self.store.delete(rt, meta.get("namespace") or "default", meta.get("name", "")).obj()
+        last = self.store.delete(rt, meta.get("namespace") or "default", meta.get("name", ""))
+        return decode(last)
 
     def get(self, obj_ref: dict[str, Any]) -> dict[str, Any] | None:
         rt = self.registry.for_object(obj_ref)
         meta = obj_ref.get("metadata") or {}
         entry = self.store.get(rt, meta.get("namespace") or "default", meta.get("name", ""))
-        return entry.obj() if entry else None
+        return decode(entry) if entry else None
 
     def objects(self, plural: str, group: str = "") -> list[dict[str, Any]]:
         """Current state of every object of one resource, in (namespace, name) order."""
         rt = self._type_by_plural(plural, group)
-        return [e.obj() for e in self.store.all_entries(rt)]
+        return [decode(e) for e in self.store.all_entries(rt)]
 
     def load(self, objs: Iterable[dict[str, Any]]) -> int:
         """Bulk create-or-replace (fast path for 100,000 objects); returns the count."""
@@ -516,7 +517,7 @@ class FakeApiServer:
             entry = self.store.get(rt, namespace or "", name)
             if entry is None:
                 raise not_found(rt.plural, name, rt.group)
-            current = entry.obj()
+            current = decode(entry)
             patched = patcher(current, patch)
             if not isinstance(patched, dict):
                 raise bad_request("the patch did not produce an object")
@@ -529,7 +530,7 @@ class FakeApiServer:
             patch_meta = patch.get("metadata") if isinstance(patch, dict) else None
             wants_rv = isinstance(patch_meta, dict) and patch_meta.get("resourceVersion")
             if not wants_rv:
-                meta["resourceVersion"] = str(entry.rv)
+                meta["resourceVersion"] = str(entry[RV])
             if _is_dry_run(request):
                 return _json(patched)
             entry = self.store.update(rt, patched)
@@ -554,17 +555,17 @@ class FakeApiServer:
                 return _json(self._terminate_namespace(name))
             pre = options.get("preconditions") if isinstance(options, dict) else None
             if isinstance(pre, dict):
-                current = entry.obj().get("metadata") or {}
+                current = decode(entry).get("metadata") or {}
                 if pre.get("uid") and pre["uid"] != current.get("uid"):
                     raise conflict(rt.plural, name, rt.group)
-                if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(entry.rv):
+                if pre.get("resourceVersion") and str(pre["resourceVersion"]) != str(entry[RV]):
                     raise conflict(rt.plural, name, rt.group)
             if _is_dry_run(request):
                 return _json(render(entry, rt))
             last = self.store.delete(rt, namespace or "", name)
         if rt.storage_key in _DELETE_RETURNS_OBJECT or rt.plural == "customresourcedefinitions":
             return _json(render(last, rt))
-        uid = (last.obj().get("metadata") or {}).get("uid")
+        uid = (decode(last).get("metadata") or {}).get("uid")
         details = {"name": name, "kind": rt.plural, "uid": uid}
         if rt.group:
             details["group"] = rt.group
@@ -583,7 +584,7 @@ class FakeApiServer:
         entry = self.store.terminate_namespace(name)
         loop = asyncio.get_running_loop()
         loop.call_later(self.namespace_finalize_delay, self._finalize_namespace, name)
-        return entry.raw
+        return entry[RAW]
 
     def _finalize_namespace(self, name: str) -> None:
         rt = self.registry.lookup("", "v1", "namespaces")
@@ -615,7 +616,7 @@ class FakeApiServer:
         field_reqs = parse_field_selector(q.get("fieldSelector"))
         with self.store.lock:
             page = self.store.list(rt, namespace, label_reqs, field_reqs)
-            deleted = [self.store.delete(rt, e.namespace, e.name) for e in page.entries]
+            deleted = [self.store.delete(rt, e[NAMESPACE], e[NAME]) for e in page.entries]
         return _json(list_body(rt, deleted, self.store.rv))
 
     # -- watch -----------------------------------------------------------------------------
@@ -646,7 +647,7 @@ def _no_resource() -> ApiError:
 
 
 def _terminating(entry: Entry) -> bool:
-    return bool((entry.obj().get("metadata") or {}).get("deletionTimestamp"))
+    return bool((decode(entry).get("metadata") or {}).get("deletionTimestamp"))
 
 
 def _is_dry_run(request: web.Request) -> bool:

@@ -1,6 +1,6 @@
 """The object store: etcd plus the parts of the registry that give objects their metadata.
 
-Every object is kept only as its serialized JSON bytes (``Entry.raw``) plus the few fields lists
+Every object is kept only as its serialized JSON bytes (``entry[RAW]``) plus the few fields lists
 and watches filter on, so 100,000 objects cost little memory and a list page is a ``b",".join``.
 All mutations go through one ``threading.RLock`` and advance one global resourceVersion, like
 etcd's revision; each mutation is appended to a bounded history that watches replay from, and
@@ -57,46 +57,31 @@ def fast_uuid4() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-class Entry:
-    """One stored version of an object. Immutable once built; updates make a new Entry."""
+# Entries and history changes are plain tuples, not classes, on purpose: the garbage collector
+# stops tracking a tuple of atomic values, while 100,000 slotted objects (times two, with the
+# history) would be scanned by every full collection in the hosting process and make a client
+# benchmark that shares the process several times slower.
 
-    __slots__ = ("api_version", "labels", "name", "namespace", "raw", "rv")
+#: One stored version of an object, immutable (updates make a new one):
+#: ``(raw JSON bytes, resourceVersion, namespace or "", name, labels JSON bytes, apiVersion)``.
+#: Labels are JSON bytes too: a tuple holding a dict (or nested tuples) is never untracked,
+#: or only after several full collections.
+Entry = tuple[bytes, int, str, str, bytes, str]
+_NO_LABELS = b"{}"
+RAW, RV, NAMESPACE, NAME, LABELS, API_VERSION = range(6)
 
-    def __init__(
-        self,
-        raw: bytes,
-        rv: int,
-        namespace: str,
-        name: str,
-        labels: dict[str, str],
-        api_version: str,
-    ) -> None:
-        self.raw = raw
-        self.rv = rv
-        self.namespace = namespace
-        self.name = name
-        self.labels = labels
-        self.api_version = api_version
-
-    @property
-    def key(self) -> Key:
-        return (self.namespace, self.name)
-
-    def obj(self) -> dict[str, Any]:
-        """A fresh decoded copy (callers may mutate it freely)."""
-        return orjson.loads(self.raw)
+#: One history event: ``(rv, type, storage key, entry, previous entry or None)``; the
+#: previous state lets filtered watches turn a MODIFIED into ADDED or DELETED.
+Change = tuple[int, str, StorageKey, Entry, "Entry | None"]
 
 
-@dataclass(slots=True)
-class Change:
-    """One history event: what happened at ``rv`` to which object."""
+def decode(entry: Entry) -> dict[str, Any]:
+    """A fresh decoded copy of a stored object (callers may mutate it freely)."""
+    return orjson.loads(entry[RAW])
 
-    rv: int
-    type: str
-    skey: StorageKey
-    entry: Entry
-    #: The previous state for MODIFIED, so filtered watches can turn it into ADDED/DELETED.
-    prev: Entry | None = None
+
+def entry_key(entry: Entry) -> Key:
+    return (entry[NAMESPACE], entry[NAME])
 
 
 class Bucket:
@@ -114,14 +99,14 @@ class Bucket:
         return self._sorted
 
     def put(self, entry: Entry) -> None:
-        key = entry.key
+        key = entry_key(entry)
         if key not in self.entries and self._sorted is not None:
             bisect.insort(self._sorted, key)
         self.entries[key] = entry
 
     def put_bulk(self, entry: Entry) -> None:
         """Insert without keeping the sort order; it is rebuilt on the next list."""
-        self.entries[entry.key] = entry
+        self.entries[entry_key(entry)] = entry
         self._sorted = None
 
     def remove(self, key: Key) -> None:
@@ -160,32 +145,33 @@ class Watcher:
         self.control: str | None = None
 
     def matches(self, entry: Entry) -> bool:
-        if self.namespace is not None and entry.namespace != self.namespace:
+        if self.namespace is not None and entry[NAMESPACE] != self.namespace:
             return False
-        if self.label_reqs and not labels_match(self.label_reqs, entry.labels):
+        if self.label_reqs and not labels_match(self.label_reqs, orjson.loads(entry[LABELS])):
             return False
         if self.field_reqs:
             if self._fast_fields is not None:
-                return self._fast_fields(entry.namespace, entry.name)
-            return fields_match(self.field_reqs, entry.obj())
+                return self._fast_fields(entry[NAMESPACE], entry[NAME])
+            return fields_match(self.field_reqs, decode(entry))
         return True
 
     def offer(self, change: Change) -> bool:
         """Queue the change if this watch selects it; True if something was queued."""
-        now = self.matches(change.entry)
-        if change.type == MODIFIED and self.filtered and change.prev is not None:
-            before = self.matches(change.prev)
+        _, kind, _, entry, prev = change
+        now = self.matches(entry)
+        if kind == MODIFIED and self.filtered and prev is not None:
+            before = self.matches(prev)
             if now and not before:
-                self.queue.append((ADDED, change.entry))
+                self.queue.append((ADDED, entry))
             elif before and not now:
-                self.queue.append((DELETED, change.entry))
+                self.queue.append((DELETED, entry))
             elif now:
-                self.queue.append((MODIFIED, change.entry))
+                self.queue.append((MODIFIED, entry))
             else:
                 return False
             return True
         if now:
-            self.queue.append((change.type, change.entry))
+            self.queue.append((kind, entry))
         return now
 
 
@@ -275,13 +261,13 @@ class Store:
                 while i < hi and (limit <= 0 or len(out) < limit):
                     e = entries[keys[i]]
                     i += 1
-                    if label_reqs and not labels_match(label_reqs, e.labels):
+                    if label_reqs and not labels_match(label_reqs, orjson.loads(e[LABELS])):
                         continue
                     if field_reqs:
                         if fast_fields is not None:
-                            if not fast_fields(e.namespace, e.name):
+                            if not fast_fields(e[NAMESPACE], e[NAME]):
                                 continue
-                        elif not fields_match(field_reqs, e.obj()):
+                        elif not fields_match(field_reqs, decode(e)):
                             continue
                     out.append(e)
             token = ""
@@ -326,9 +312,9 @@ class Store:
             if prev is None:
                 raise not_found(rt.plural, name, rt.group)
             given_rv = meta.get("resourceVersion")
-            if check_rv and given_rv not in (None, "") and str(given_rv) != str(prev.rv):
+            if check_rv and given_rv not in (None, "") and str(given_rv) != str(prev[RV]):
                 raise conflict(rt.plural, name, rt.group)
-            old = prev.obj()
+            old = decode(prev)
             old_meta = old.get("metadata") or {}
             for kept in ("uid", "creationTimestamp", "deletionTimestamp"):
                 if kept in old_meta:
@@ -362,8 +348,8 @@ class Store:
             if rt.group == "" and rt.plural == "namespaces":
                 self._delete_namespace_contents(name)
             if rt.group == CRD_GROUP and rt.plural == "customresourcedefinitions":
-                self._delete_crd_objects(prev.obj())
-            obj = prev.obj()
+                self._delete_crd_objects(decode(prev))
+            obj = decode(prev)
             meta = obj.setdefault("metadata", {})
             return self._commit(rt, DELETED, obj, meta, prev)
 
@@ -379,7 +365,7 @@ class Store:
             prev = self.get(rt, "", name)
             if prev is None:
                 raise not_found("namespaces", name)
-            obj = prev.obj()
+            obj = decode(prev)
             meta = obj.setdefault("metadata", {})
             if meta.get("deletionTimestamp"):
                 return prev
@@ -455,9 +441,9 @@ class Store:
                     raise expired(f"too old resource version: {start_rv} ({self.oldest_rv})")
                 replay: list[Change] = []
                 for change in reversed(self._history):
-                    if change.rv <= start_rv:
+                    if change[0] <= start_rv:
                         break
-                    if change.skey == watcher.skey:
+                    if change[2] == watcher.skey:
                         replay.append(change)
                 for change in reversed(replay):
                     watcher.offer(change)
@@ -552,27 +538,27 @@ class Store:
         meta["resourceVersion"] = str(rv)
         obj["metadata"] = meta
         labels = meta.get("labels")
-        entry = Entry(
+        entry: Entry = (
             orjson.dumps(obj),
             rv,
             meta.get("namespace", "") or "",
             meta["name"],
-            dict(labels) if isinstance(labels, dict) else {},
+            orjson.dumps(labels) if labels else _NO_LABELS,
             str(obj.get("apiVersion", rt.api_version)),
         )
         self.rv = rv
         bucket = self.bucket(rt.storage_key)
         if kind == DELETED:
-            bucket.remove(entry.key)
+            bucket.remove(entry_key(entry))
         elif bulk:
             bucket.put_bulk(entry)
         else:
             bucket.put(entry)
-        change = Change(rv, kind, rt.storage_key, entry, prev)
+        change: Change = (rv, kind, rt.storage_key, entry, prev)
         history = self._history
         history.append(change)
         if len(history) > self.history_limit:
-            self.oldest_rv = history.popleft().rv
+            self.oldest_rv = history.popleft()[0]
         watchers = self._watchers.get(rt.storage_key)
         if watchers:
             for w in watchers:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from .store import Entry
+from .store import NAME, RAW, Entry, decode
 
 COLUMNS: list[dict[str, Any]] = [
     {
@@ -73,11 +73,11 @@ def human_age(created: str | None, now: _dt.datetime | None = None) -> str:
 
 def row(entry: Entry, include: str, raw: bytes | None = None) -> dict[str, Any]:
     """One table row; ``include`` is the request's includeObject (None/Object/Partial...)."""
-    obj = entry.obj()
+    obj = decode(entry)
     meta = obj.get("metadata") or {}
-    out: dict[str, Any] = {"cells": [entry.name, human_age(meta.get("creationTimestamp"))]}
+    out: dict[str, Any] = {"cells": [entry[NAME], human_age(meta.get("creationTimestamp"))]}
     if include == "Object":
-        out["object"] = orjson.Fragment(raw if raw is not None else entry.raw)
+        out["object"] = orjson.Fragment(raw if raw is not None else entry[RAW])
     elif include != "None":
         out["object"] = {
             "kind": "PartialObjectMetadata",
