@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import stat
@@ -214,3 +215,39 @@ async def test_malformed_objects_are_skipped(server, run_source, caplog) -> None
     assert running.sink.names == ["good", "good-later"]
     assert any("bad-rv-later: metadata.uid is 456" in r.getMessage() for r in caplog.records)
     assert good["metadata"]["uid"] == running.sink.events[0].uid
+
+
+async def test_rotated_token_file_is_reread_on_401(tmp_path) -> None:
+    server = FakeApiServer(token="one")
+    await server.start()
+    try:
+        token = tmp_path / "token"
+        token.write_text("one\n")
+        path = tmp_path / "kc"
+        path.write_text(
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
+            f"clusters: [{{name: c, cluster: {{server: '{server.url}'}}}}]\n"
+            "users: [{name: u, user: {tokenFile: token}}]\n"  # relative to the kubeconfig
+        )
+        options = Options({"kubeconfig": str(path), "resources": ["cm"]})
+        source = KubernetesSource(options, tuning=FAST)
+        sink = CaptureSink()
+        engine = Engine([source], [sink])
+        task = asyncio.create_task(engine.run())
+        await asyncio.wait_for(sink.synced.wait(), 10)
+        server.token = "two"  # rotation: the old token is refused from now on
+        token.write_text("two\n")
+        server.faults.drop_connections()
+        server.create(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "after", "namespace": "default"},
+            }
+        )
+        await wait_until(lambda: "after" in sink.names, what="event after token rotation")
+        assert source.stats()["lists"] == 1  # the watch resumed; nothing was re-listed
+        engine.stop("done")
+        await task
+    finally:
+        await server.stop()

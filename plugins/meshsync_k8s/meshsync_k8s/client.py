@@ -221,6 +221,21 @@ class ApiClient:
                 with contextlib.suppress(BaseException):
                     await pending
 
+    async def _open_stream(
+        self, path: str, query: Mapping[str, Any], timeout: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
+        """Start a streaming GET; on 401 refresh rotating credentials and try once more."""
+        for attempt in (1, 2):
+            resp = await self.session.get(self.base + path, params=query, **self._kwargs(timeout))
+            if resp.status < 300:
+                return resp
+            async with resp:
+                body = await resp.read()
+            if resp.status == 401 and attempt == 1 and await self._refresh():
+                continue
+            raise _status_error(resp.status, body)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def watch(
         self,
         path: str,
@@ -238,14 +253,8 @@ class ApiClient:
         )
         query = {**params, "watch": "1"}
         try:
-            async with self.session.get(
-                self.base + path, params=query, **self._kwargs(timeout)
-            ) as resp:
-                if resp.status >= 300:
-                    body = await resp.read()
-                    if resp.status == 401:
-                        await self._refresh()
-                    raise _status_error(resp.status, body)
+            resp = await self._open_stream(path, query, timeout)
+            async with resp:
                 pending = bytearray()
                 async for chunk in resp.content.iter_any():
                     pending += chunk

@@ -37,6 +37,8 @@ Key = tuple[str, str]
 #: Up to this many namespaces get one watch each (server-side filtering); more share one
 #: cluster-wide watch per resource, filtered here, to bound the number of connections.
 MAX_NAMESPACE_WATCHES = 8
+#: How long ``resync`` waits for every resource to be re-listed.
+RESYNC_TIMEOUT = 120.0
 _CRD_NAME = ResourceName("customresourcedefinitions", None, "apiextensions.k8s.io")
 _CR_NAME = ResourceName(meshsync_cr.PLURAL, None, meshsync_cr.GROUP)
 
@@ -376,7 +378,14 @@ class KubernetesSource(Source):
         """
         waiters = [w.request_resync() for ws in self.watchers.values() for w in ws]
         if waiters:
-            await asyncio.gather(*waiters)
+            # A resource that keeps failing must not hold the caller forever.
+            _done, pending = await asyncio.wait(waiters, timeout=RESYNC_TIMEOUT)
+            if pending:
+                self.log.warning(
+                    "resync: %d resource(s) not re-listed within %gs; they will catch up",
+                    len(pending),
+                    RESYNC_TIMEOUT,
+                )
 
     def current_state(self) -> AsyncIterator[Event]:
         return self._current_state()
