@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import stat
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiohttp import web
 from meshsync_k8s.fake_apiserver import FakeApiServer
 from meshsync_k8s.kubeconfig import load_connection
 from meshsync_k8s.source import KubernetesSource
@@ -177,44 +179,114 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, capsys) -> None:
     assert "Traceback" not in err
 
 
-def _tamper(server: FakeApiServer, obj: dict, raw: object) -> None:
-    """Make the server return ``raw`` for ``obj`` (the server never stores such objects)."""
-    rt = server.registry.for_object(obj)
-    meta = obj["metadata"]
-    entry = server.store.bucket(rt.storage_key).entries[(meta["namespace"], meta["name"])]
-    entry.raw = orjson.dumps(raw)
+def _cm(name: str, uid: object, rv: str = "5") -> dict:
+    meta = {"name": name, "namespace": "default", "uid": uid, "resourceVersion": rv}
+    return {"metadata": meta, "data": {}}
 
 
-async def test_malformed_objects_are_skipped(server, run_source, caplog) -> None:
-    caplog.set_level(logging.WARNING, logger="meshsync")
+class MalformedApi:
+    """A tiny API server whose configmaps include objects the fake server would never store."""
 
-    def cm(name: str, **meta) -> dict:
-        return {
-            "apiVersion": "v1",
+    def __init__(self) -> None:
+        self.items = [
+            _cm("good", "u-good"),
+            _cm("bad-uid", 123),
+            {"apiVersion": "v1", "kind": "ConfigMap", "data": {}},  # no metadata
+            {"metadata": ["not", "an", "object"]},
+            "not even an object",
+        ]
+        self.watch_lines = [
+            b"this is not json",
+            orjson.dumps({"type": "ADDED", "object": _cm("bad-later", 456, "6")}),
+            orjson.dumps({"type": "ADDED", "object": _cm("good-later", "u-later", "7")}),
+        ]
+        self.runner: web.AppRunner | None = None
+        self.url = ""
+        self.closing = asyncio.Event()
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/api/v1/namespaces/kube-system", self.kube_system)
+        app.router.add_get("/api/v1", self.core)
+        app.router.add_get("/apis", self.groups)
+        app.router.add_get("/api/v1/configmaps", self.configmaps)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        self.closing.set()
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    async def kube_system(self, request: web.Request) -> web.Response:
+        return web.json_response({"metadata": {"name": "kube-system", "uid": "cluster-1"}})
+
+    async def core(self, request: web.Request) -> web.Response:
+        resource = {
+            "name": "configmaps",
             "kind": "ConfigMap",
-            "metadata": {"name": name, "namespace": "default", **meta},
+            "namespaced": True,
+            "singularName": "configmap",
+            "shortNames": ["cm"],
+            "verbs": ["list", "watch", "get"],
         }
+        return web.json_response({"kind": "APIResourceList", "resources": [resource]})
 
-    good = server.create(cm("good"))
-    server.create(cm("bad-uid", uid=123))
-    no_meta = server.create(cm("no-meta"))
-    _tamper(server, no_meta, {"apiVersion": "v1", "kind": "ConfigMap", "data": {}})
-    listy = server.create(cm("listy"))
-    _tamper(server, listy, {"metadata": ["not", "an", "object"]})
-    running = await run_source(resources=["configmaps"])
-    await running.synced()
-    assert [e.name for e in running.sink.events] == ["good"]
-    messages = [r.getMessage() for r in caplog.records]
-    assert any("bad-uid: metadata.uid is 123" in m for m in messages)
-    assert any("skipping malformed object: no metadata" in m for m in messages)
-    assert any("metadata is not an object" in m for m in messages)
-    # at run time too: a malformed watch event is skipped, the next good one flows
-    server.create(cm("bad-rv-later", uid=456))
-    server.create(cm("good-later"))
-    await wait_until(lambda: "good-later" in running.sink.names)
-    assert running.sink.names == ["good", "good-later"]
-    assert any("bad-rv-later: metadata.uid is 456" in r.getMessage() for r in caplog.records)
-    assert good["metadata"]["uid"] == running.sink.events[0].uid
+    async def groups(self, request: web.Request) -> web.Response:
+        return web.json_response({"kind": "APIGroupList", "groups": []})
+
+    async def configmaps(self, request: web.Request) -> web.StreamResponse:
+        if request.query.get("watch") not in ("1", "true"):
+            return web.json_response({"metadata": {"resourceVersion": "5"}, "items": self.items})
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        for line in self.watch_lines:
+            await resp.write(line + b"\n")
+        with contextlib.suppress(asyncio.TimeoutError):  # hold it open, like a quiet watch
+            await asyncio.wait_for(self.closing.wait(), 30)
+        return resp
+
+
+async def test_malformed_objects_are_skipped(tmp_path, caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="meshsync")
+    api = MalformedApi()
+    await api.start()
+    try:
+        path = tmp_path / "kc"
+        path.write_text(
+            "current-context: x\ncontexts: [{name: x, context: {cluster: c}}]\n"
+            f"clusters: [{{name: c, cluster: {{server: '{api.url}'}}}}]\n"
+        )
+        options = Options({"kubeconfig": str(path), "resources": ["cm"]})
+        source = KubernetesSource(options, tuning=FAST)
+        sink = CaptureSink()
+        engine = Engine([source], [sink])
+        task = asyncio.create_task(engine.run())
+        await asyncio.wait_for(sink.synced.wait(), 10)
+        assert sink.names == ["good"]
+        # at run time too: malformed watch events are skipped, the next good one flows
+        await wait_until(lambda: "good-later" in sink.names, what="the good watch event")
+        assert sink.names == ["good", "good-later"]
+        engine.stop("done")
+        await task
+    finally:
+        await api.stop()
+    messages = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    expected = [
+        "bad-uid: metadata.uid is 123",
+        "skipping malformed object: no metadata",
+        "skipping malformed object: metadata is not an object",
+        "skipping malformed object: expected an object, got str",
+        "undecodable watch event b'this is not json'",
+        "bad-later: metadata.uid is 456",
+    ]
+    for text in expected:
+        assert sum(text in m for m in messages) == 1, (text, messages)
+    assert not any("Traceback" in m for m in messages)
 
 
 async def test_rotated_token_file_is_reread_on_401(tmp_path) -> None:
