@@ -259,3 +259,49 @@ def test_programmatic_api(threaded: FakeApiServer) -> None:
     mine = cm("mine")
     threaded.create(mine)
     assert mine == cm("mine")
+
+
+async def test_status_and_scale_subresources(
+    server: FakeApiServer, http: aiohttp.ClientSession
+) -> None:
+    base = "/apis/apps/v1/namespaces/shop/deployments/web"
+    async with http.get(f"{base}/scale") as resp:
+        scale = await resp.json()
+    assert (scale["kind"], scale["apiVersion"]) == ("Scale", "autoscaling/v1")
+    assert scale["spec"] == {"replicas": 3} and scale["status"]["selector"] == "app=web"
+    scale["spec"]["replicas"] = 7
+    async with http.put(f"{base}/scale", json=scale) as resp:
+        assert (await resp.json())["spec"]["replicas"] == 7
+    async with http.put(f"{base}/scale", json=scale) as resp:  # stale resourceVersion
+        assert (resp.status, (await resp.json())["reason"]) == (409, "Conflict")
+    headers = {"Content-Type": "application/merge-patch+json"}
+    async with http.patch(f"{base}/scale", json={"spec": {"replicas": 2}}, headers=headers) as r:
+        assert (await r.json())["spec"]["replicas"] == 2
+    # A status write changes only .status, whatever else the body says.
+    body = {"spec": {"replicas": 99}, "status": {"replicas": 2, "readyReplicas": 1}}
+    async with http.patch(f"{base}/status", json=body, headers=headers) as resp:
+        deploy = await resp.json()
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["status"] == {"replicas": 2, "readyReplicas": 1, "availableReplicas": 3}
+    assert deploy["metadata"]["generation"] == 3  # two spec changes through scale
+    async with http.get("/api/v1/namespaces/shop/configmaps/web-config/scale") as resp:
+        assert resp.status == 404  # not scalable
+    async with http.get("/api/v1/namespaces/shop/pods/web-7d9c6b8f5-x2k8p/log") as resp:
+        assert resp.status == 404
+    async with http.delete(f"{base}/status") as resp:
+        assert resp.status == 405
+
+
+async def test_protobuf_bodies_are_unsupported(http: aiohttp.ClientSession) -> None:
+    headers = {"Content-Type": "application/vnd.kubernetes.protobuf"}
+    async with http.post("/api/v1/namespaces", data=b"k8s\x00\n", headers=headers) as resp:
+        body = await resp.json()
+    assert (resp.status, body["reason"]) == (415, "UnsupportedMediaType")
+
+
+async def test_yaml_bodies_are_accepted(server: FakeApiServer, http: aiohttp.ClientSession) -> None:
+    manifest = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-yaml\ndata:\n  a: b\n"
+    headers = {"Content-Type": "application/yaml"}
+    async with http.post("/api/v1/namespaces/shop/configmaps", data=manifest, headers=headers) as r:
+        assert r.status == 201
+    assert server.get(cm("from-yaml"))["data"] == {"a": "b"}

@@ -190,3 +190,19 @@ def test_kubectl_with_token_over_tls(kubectl_path: str, tmp_path: pathlib.Path) 
 def test_get_every_demo_kind(kubectl_path: str, kubeconfig: pathlib.Path, resource: str) -> None:
     out = run(kubectl_path, kubeconfig, "get", resource, "-A", "-o", "name")
     assert out.strip(), resource
+
+
+def test_scale_label_patch(
+    kubectl_path: str, kubeconfig: pathlib.Path, threaded: FakeApiServer
+) -> None:
+    assert "scaled" in run(kubectl_path, kubeconfig, "scale", "deploy", "web", "-n", "shop",
+                           "--replicas=5")  # fmt: skip
+    run(kubectl_path, kubeconfig, "label", "cm", "web-config", "-n", "shop", "team=blue")
+    run(kubectl_path, kubeconfig, "patch", "cm", "web-config", "-n", "shop", "--type=json",
+        "-p", '[{"op": "add", "path": "/data/extra", "value": "1"}]')  # fmt: skip
+    ref = {"apiVersion": "apps/v1", "kind": "Deployment",
+           "metadata": {"name": "web", "namespace": "shop"}}  # fmt: skip
+    assert threaded.get(ref)["spec"]["replicas"] == 5
+    cm = threaded.get({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": "web-config", "namespace": "shop"}})  # fmt: skip
+    assert cm["metadata"]["labels"]["team"] == "blue" and cm["data"]["extra"] == "1"

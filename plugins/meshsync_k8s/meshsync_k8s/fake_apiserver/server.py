@@ -23,7 +23,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from . import tables
+from . import subresources, tables
 from .encoding import list_body, render
 from .errors import ApiError, bad_request, conflict, not_found
 from .faults import Faults
@@ -346,9 +346,9 @@ class FakeApiServer:
         watch_path = rest[0] == "watch"
         if watch_path:
             rest = rest[1:]
-        rt, namespace, name = self._resolve(group, version, rest)
+        rt, namespace, name, sub = self._resolve(group, version, rest)
         verb = self._verb(method, name, watch_path or truthy(request.query.get("watch")))
-        if verb not in rt.verbs:
+        if verb not in rt.verbs or (sub and verb not in ("get", "update", "patch")):
             raise _method_not_allowed()
         if self.faults.is_forbidden(rt.plural, rt.group):
             scope = f'in the namespace "{namespace}"' if namespace else "at the cluster scope"
@@ -360,7 +360,7 @@ class FakeApiServer:
                 details={"group": rt.group or None, "kind": rt.plural, "name": name or None},
             )
         handler = getattr(self, f"_do_{verb}")
-        return await handler(request, rt, namespace, name)
+        return await handler(request, rt, namespace, name, sub)
 
     def _openapi(self, segs: list[str]) -> web.Response:
         """The minimum kubectl needs: an OpenAPI v3 index with no group-version documents.
@@ -378,8 +378,8 @@ class FakeApiServer:
 
     def _resolve(
         self, group: str, version: str, rest: list[str]
-    ) -> tuple[ResourceType, str | None, str]:
-        """Map the path after /api/v1 or /apis/g/v to (resource, namespace, name).
+    ) -> tuple[ResourceType, str | None, str, str]:
+        """Map the path after /api/v1 or /apis/g/v to (resource, namespace, name, subresource).
 
         ``namespaces/<ns>/<plural>[/<name>]`` is namespaced when <plural> is a namespaced
         resource; otherwise ``namespaces/<name>/...`` is the Namespace object itself.
@@ -389,15 +389,18 @@ class FakeApiServer:
             inner = self.registry.lookup(group, version, rest[2])
             if inner is not None and inner.namespaced:
                 namespace, rest = rest[1], rest[2:]
-        if len(rest) > 2:
-            raise _no_resource()  # subresources (status, log, scale ...) are not served
+        if len(rest) > 3:
+            raise _no_resource()
         rt = self.registry.lookup(group, version, rest[0])
         if rt is None:
             raise _no_resource()
-        name = rest[1] if len(rest) == 2 else ""
+        name = rest[1] if len(rest) >= 2 else ""
+        sub = rest[2] if len(rest) == 3 else ""
+        if sub and not subresources.served(rt, sub):
+            raise _no_resource()  # log, exec, eviction ... are not served
         if name and rt.namespaced and namespace is None:
             raise _no_resource()
-        return rt, namespace, name
+        return rt, namespace, name, sub
 
     @staticmethod
     def _verb(method: str, name: str, watch: bool) -> str:
@@ -415,18 +418,30 @@ class FakeApiServer:
     # -- verbs -----------------------------------------------------------------------------
 
     async def _do_get(
-        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        sub: str = "",
     ) -> web.StreamResponse:
         entry = self.store.get(rt, namespace or "", name)
         if entry is None:
             raise not_found(rt.plural, name, rt.group)
+        if sub:
+            return _json(subresources.view(sub, decode(entry)))
         if tables.wants_table(request.headers.get("Accept", "")):
             include = request.query.get("includeObject", "PartialObjectMetadata")
             return _json(tables.table([tables.row(entry, include, render(entry, rt))]))
         return _json(render(entry, rt))
 
     async def _do_list(
-        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        sub: str = "",
     ) -> web.StreamResponse:
         q = request.query
         label_reqs = parse_label_selector(q.get("labelSelector"))
@@ -444,7 +459,12 @@ class FakeApiServer:
                                 page.remaining))  # fmt: skip
 
     async def _do_create(
-        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        sub: str = "",
     ) -> web.StreamResponse:
         obj = await _read_body(request)
         _check_kind(obj, rt)
@@ -463,10 +483,16 @@ class FakeApiServer:
         return _json(render(entry, rt), 201)
 
     async def _do_update(
-        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        sub: str = "",
     ) -> web.StreamResponse:
         obj = await _read_body(request)
-        _check_kind(obj, rt)
+        if sub != subresources.SCALE:
+            _check_kind(obj, rt)
         meta = obj.setdefault("metadata", {})
         if meta.get("name") != name:
             raise bad_request(
@@ -482,11 +508,22 @@ class FakeApiServer:
             meta["namespace"] = namespace
         if _is_dry_run(request):
             return _json(obj)
-        entry = self.store.update(rt, obj)
-        return _json(render(entry, rt))
+        if not sub:
+            return _json(render(self.store.update(rt, obj), rt))
+        with self.store.lock:
+            entry = self.store.get(rt, namespace or "", name)
+            if entry is None:
+                raise not_found(rt.plural, name, rt.group)
+            entry = self.store.update(rt, subresources.fold(sub, decode(entry), obj))
+        return _json(subresources.view(sub, decode(entry)))
 
     async def _do_patch(
-        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        sub: str = "",
     ) -> web.StreamResponse:
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
         if ctype == APPLY_PATCH:
@@ -518,9 +555,11 @@ class FakeApiServer:
             if entry is None:
                 raise not_found(rt.plural, name, rt.group)
             current = decode(entry)
-            patched = patcher(current, patch)
+            patched = patcher(subresources.view(sub, current), patch)
             if not isinstance(patched, dict):
                 raise bad_request("the patch did not produce an object")
+            if sub:
+                patched = subresources.fold(sub, current, patched)
             meta = patched.get("metadata")
             if not isinstance(meta, dict):
                 patched["metadata"] = meta = {}
@@ -532,12 +571,19 @@ class FakeApiServer:
             if not wants_rv:
                 meta["resourceVersion"] = str(entry[RV])
             if _is_dry_run(request):
-                return _json(patched)
+                return _json(subresources.view(sub, patched))
             entry = self.store.update(rt, patched)
+        if sub:
+            return _json(subresources.view(sub, decode(entry)))
         return _json(render(entry, rt))
 
     async def _do_delete(
-        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        sub: str = "",
     ) -> web.StreamResponse:
         options: dict[str, Any] = {}
         if request.can_read_body:
@@ -609,7 +655,12 @@ class FakeApiServer:
             )
 
     async def _do_deletecollection(
-        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        sub: str = "",
     ) -> web.StreamResponse:
         q = request.query
         label_reqs = parse_label_selector(q.get("labelSelector"))
@@ -622,7 +673,12 @@ class FakeApiServer:
     # -- watch -----------------------------------------------------------------------------
 
     async def _do_watch(
-        self, request: web.Request, rt: ResourceType, namespace: str | None, name: str
+        self,
+        request: web.Request,
+        rt: ResourceType,
+        namespace: str | None,
+        name: str,
+        sub: str = "",
     ) -> web.StreamResponse:
         q = request.query
         label_reqs = parse_label_selector(q.get("labelSelector"))
@@ -657,6 +713,15 @@ def _is_dry_run(request: web.Request) -> bool:
 async def _read_body(request: web.Request) -> dict[str, Any]:
     data = await request.read()
     ctype = request.headers.get("Content-Type", "")
+    if "protobuf" in ctype or "cbor" in ctype:
+        # kubectl's typed commands (create namespace, scale ...) send protobuf; the fake
+        # server speaks JSON/YAML only (kubectl create -f / apply -f use JSON).
+        raise ApiError(
+            415,
+            f"the body of the request was in an unknown format - accepted media types include: "
+            f"application/json, application/yaml (got {ctype})",
+            "UnsupportedMediaType",
+        )
     try:
         obj = yaml.safe_load(data) if "yaml" in ctype else orjson.loads(data)
     except (orjson.JSONDecodeError, yaml.YAMLError) as exc:
