@@ -46,6 +46,10 @@ async def _started(server: FakeApiServer, run_source, n: int = 400) -> Running:
     running = await run_source(resources=["pods", "configmaps"], namespaces=[])
     await running.synced()
     await _converge(server, running)
+    # lists were paginated (50 per page in tests) and watches asked for bookmarks
+    paths = [path for _method, path in server.request_log]
+    assert any("continue=" in p for p in paths)
+    assert any("allowWatchBookmarks=true" in p and "timeoutSeconds=" in p for p in paths)
     return running
 
 
