@@ -241,3 +241,22 @@ def test_dynamic_client_crd_objects(
     assert threaded.get(created.to_dict())["metadata"]["generation"] == 2
     meshsyncs = dyn.resources.get(api_version="meshery.io/v1alpha1", kind="MeshSync")
     assert meshsyncs.get().items == []
+
+
+async def test_watch_single_object_and_future_resource_version(
+    server: FakeApiServer, http: aiohttp.ClientSession
+) -> None:
+    future = str(server.resource_version + 2)
+    # The item path form (/watch/namespaces/<ns>/configmaps/<name>) watches one object.
+    async with http.get(
+        "/api/v1/watch/namespaces/shop/configmaps/web-config", params={"resourceVersion": future}
+    ) as resp:
+        server.create(cm("other"))  # rv+1: another object
+        server.update(cm("web-config", data={"v": "1"}))  # rv+2: not after the start rv
+        server.update(cm("web-config", data={"v": "2"}))  # rv+3: delivered
+        event = await next_event(resp)
+    assert event["type"] == "MODIFIED" and event["object"]["data"] == {"v": "2"}
+    async with http.get(
+        "/api/v1/namespaces/shop/configmaps", params={"watch": "1", "resourceVersion": "abc"}
+    ) as resp:
+        assert (resp.status, (await resp.json())["reason"]) == (400, "BadRequest")

@@ -143,6 +143,9 @@ class Watcher:
         self.notify = notify
         #: Set by faults / CRD deletion / shutdown: "expire", "drop", "close".
         self.control: str | None = None
+        #: Only changes after this resourceVersion are sent (the watch's starting point may
+        #: be ahead of the store).
+        self.after_rv = 0
 
     def matches(self, entry: Entry) -> bool:
         if self.namespace is not None and entry[NAMESPACE] != self.namespace:
@@ -157,7 +160,9 @@ class Watcher:
 
     def offer(self, change: Change) -> bool:
         """Queue the change if this watch selects it; True if something was queued."""
-        _, kind, _, entry, prev = change
+        rv, kind, _, entry, prev = change
+        if rv <= self.after_rv:
+            return False
         now = self.matches(entry)
         if kind == MODIFIED and self.filtered and prev is not None:
             before = self.matches(prev)
@@ -439,6 +444,7 @@ class Store:
             else:
                 if start_rv < self.oldest_rv:
                     raise expired(f"too old resource version: {start_rv} ({self.oldest_rv})")
+                watcher.after_rv = start_rv
                 replay: list[Change] = []
                 for change in reversed(self._history):
                     if change[0] <= start_rv:
