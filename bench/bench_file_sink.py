@@ -10,6 +10,8 @@ the RSS once the objects were built, divided by the object count.
 
 Rows:
   orjson      orjson.dumps of each cleaned manifest: the raw floor of serialising in C
+  py-floor    a bare pure-Python walk over the same objects that does no YAML work at all: the
+              interpreter's floor for any pure-Python serializer
   writer      manifest cleaning + meshsync_file.yaml_writer + UTF-8 encode: "YAML writing alone"
   writer-pods / writer-configmaps   the same per kind
   pyyaml-c    yaml.dump(..., Dumper=CSafeDumper) on a sample (PyYAML's C emitter), extrapolated
@@ -33,7 +35,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROWS = ["orjson", "writer", "writer-pods", "writer-configmaps", "pyyaml-c", "sink", "sink-nolog"]
+ROWS = [
+    "orjson",
+    "py-floor",
+    "writer",
+    "writer-pods",
+    "writer-configmaps",
+    "pyyaml-c",
+    "sink",
+    "sink-nolog",
+]
 PYYAML_SAMPLE = 5_000
 
 
@@ -273,6 +284,25 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _walk(value: Any, out: list[str]) -> None:
+    """Visit every key and value once, appending one short string per scalar."""
+    append = out.append
+    if type(value) is dict:
+        for key, item in value.items():
+            kind = type(item)
+            if kind is dict or kind is list:
+                append(key)
+                _walk(item, out)
+            else:
+                append(f"{key} x\n")
+    elif type(value) is list:
+        for item in value:
+            if type(item) is dict or type(item) is list:
+                _walk(item, out)
+            else:
+                append("- x\n")
+
+
 def run_row(row: str, count: int, repeat: int = 1) -> dict[str, Any]:
     """Run one row in this process; return its measurements."""
     import orjson
@@ -298,6 +328,18 @@ def run_row(row: str, count: int, repeat: int = 1) -> dict[str, Any]:
         for name, obj in objects:
             out_bytes += len(orjson.dumps(clean(obj, pods if name == "pod" else cms)))
         done = count
+    elif row == "py-floor":
+        best = float("inf")
+        for _ in range(repeat):
+            start = time.perf_counter()
+            for name, obj in objects:
+                parts: list[str] = []
+                _walk(clean(obj, pods if name == "pod" else cms), parts)
+                "".join(parts)
+            best = min(best, time.perf_counter() - start)
+        out_bytes = 0  # it writes nothing
+        done = count
+        elapsed = best
     elif row.startswith("writer"):
         best = float("inf")
         for _ in range(repeat):  # best of N: the machine is shared, take the least disturbed pass
@@ -352,7 +394,7 @@ def run_row(row: str, count: int, repeat: int = 1) -> dict[str, Any]:
         elapsed = elapsed_total
     else:
         raise SystemExit(f"unknown row {row}")
-    if not row.startswith(("sink", "writer")):
+    if not row.startswith(("sink", "writer", "py-floor")):
         elapsed = time.perf_counter() - start
     peak = peak_rss()
     return {
