@@ -305,3 +305,25 @@ async def test_yaml_bodies_are_accepted(server: FakeApiServer, http: aiohttp.Cli
     async with http.post("/api/v1/namespaces/shop/configmaps", data=manifest, headers=headers) as r:
         assert r.status == 201
     assert server.get(cm("from-yaml"))["data"] == {"a": "b"}
+
+
+@pytest.mark.parametrize("policy", ["Background", "Orphan"])
+async def test_garbage_collection_follows_owner_references(
+    server: FakeApiServer, http: aiohttp.ClientSession, policy: str
+) -> None:
+    params = {"watch": "1", "resourceVersion": str(server.resource_version)}
+    async with http.get("/api/v1/namespaces/shop/pods", params=params) as pods_watch:
+        async with http.delete(
+            "/apis/apps/v1/namespaces/shop/deployments/web", json={"propagationPolicy": policy}
+        ) as resp:
+            assert resp.status == 200
+        if policy == "Orphan":
+            await asyncio.sleep(server.gc_delay * 4)  # nothing may happen: give it the chance
+            assert len(server.objects("replicasets", "apps")) == 1
+            assert len(server.objects("pods")) == 3
+            return
+        # Deployment -> ReplicaSet -> Pods, like kube's garbage collector (asynchronously).
+        events = [await asyncio.wait_for(pods_watch.content.readline(), 5) for _ in range(3)]
+    assert all(b'"type":"DELETED"' in e for e in events)
+    assert server.objects("replicasets", "apps") == [] and server.objects("pods") == []
+    assert len(server.objects("services")) == 2  # not owned: untouched

@@ -87,6 +87,7 @@ class FakeApiServer:
         bookmark_interval: float = 1.0,
         namespace_finalize_delay: float = 0.2,
         tls: bool = False,
+        gc_delay: float = 0.05,
         history_limit: int = 250_000,
         request_log_limit: int = 10_000,
         seed: bool = True,
@@ -96,6 +97,10 @@ class FakeApiServer:
         #: Seconds a namespace deleted over HTTP stays Terminating before it (and its
         #: contents) disappear. ``server.delete()`` of a namespace is immediate.
         self.namespace_finalize_delay = namespace_finalize_delay
+        #: Seconds after an HTTP DELETE before its dependents (by ownerReferences) are deleted,
+        #: like kube's garbage collector; ``propagationPolicy=Orphan`` keeps them.
+        #: ``server.delete()`` does not cascade (call ``server.store.collect_garbage(uid)``).
+        self.gc_delay = gc_delay
         self.registry = Registry(disabled_groups)
         self.store = Store(self.registry, history_limit)
         self.faults = Faults(self)
@@ -609,9 +614,13 @@ class FakeApiServer:
             if _is_dry_run(request):
                 return _json(render(entry, rt))
             last = self.store.delete(rt, namespace or "", name)
+        uid = (decode(last).get("metadata") or {}).get("uid")
+        policy = request.query.get("propagationPolicy") or options.get("propagationPolicy")
+        if uid and policy != "Orphan":
+            # The garbage collector deletes dependents (ownerReferences) shortly after.
+            asyncio.get_running_loop().call_later(self.gc_delay, self.store.collect_garbage, uid)
         if rt.storage_key in _DELETE_RETURNS_OBJECT or rt.plural == "customresourcedefinitions":
             return _json(render(last, rt))
-        uid = (decode(last).get("metadata") or {}).get("uid")
         details = {"name": name, "kind": rt.plural, "uid": uid}
         if rt.group:
             details["group"] = rt.group
@@ -668,6 +677,12 @@ class FakeApiServer:
         with self.store.lock:
             page = self.store.list(rt, namespace, label_reqs, field_reqs)
             deleted = [self.store.delete(rt, e[NAMESPACE], e[NAME]) for e in page.entries]
+        if request.query.get("propagationPolicy") != "Orphan":
+            loop = asyncio.get_running_loop()
+            for entry in deleted:
+                uid = (decode(entry).get("metadata") or {}).get("uid")
+                if uid:
+                    loop.call_later(self.gc_delay, self.store.collect_garbage, uid)
         return _json(list_body(rt, deleted, self.store.rv))
 
     # -- watch -----------------------------------------------------------------------------

@@ -201,6 +201,8 @@ class Store:
         #: Watches from resourceVersion >= oldest_rv can be served from history.
         self.oldest_rv = 0
         self._watchers: dict[StorageKey, set[Watcher]] = {}
+        #: owner uid -> objects that named it in ownerReferences (may be stale; re-checked).
+        self._dependents: dict[str, set[tuple[StorageKey, Key]]] = {}
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -565,12 +567,42 @@ class Store:
         history.append(change)
         if len(history) > self.history_limit:
             self.oldest_rv = history.popleft()[0]
+        if kind != DELETED:
+            for ref in meta.get("ownerReferences") or ():
+                if isinstance(ref, dict) and ref.get("uid"):
+                    deps = self._dependents.setdefault(ref["uid"], set())
+                    deps.add((rt.storage_key, entry_key(entry)))
         watchers = self._watchers.get(rt.storage_key)
         if watchers:
             for w in watchers:
                 if w.offer(change):
                     w.notify()
         return entry
+
+    def collect_garbage(self, owner_uid: str) -> int:
+        """Delete what an owner (already deleted) owned, recursively: the garbage collector's
+        background cascading deletion. Returns how many objects were deleted."""
+        types = {rt.storage_key: rt for rt in self.registry.types()}
+        deleted = 0
+        with self.lock:
+            pending = [owner_uid]
+            while pending:
+                uid = pending.pop()
+                for skey, key in sorted(self._dependents.pop(uid, ())):
+                    rt = types.get(skey)
+                    bucket = self._buckets.get(skey)
+                    entry = bucket.entries.get(key) if bucket else None
+                    if rt is None or entry is None:
+                        continue
+                    meta = decode(entry).get("metadata") or {}
+                    refs = meta.get("ownerReferences") or ()
+                    if not any(isinstance(r, dict) and r.get("uid") == uid for r in refs):
+                        continue  # the reference was removed since
+                    self.delete(rt, key[0], key[1])
+                    deleted += 1
+                    if meta.get("uid"):
+                        pending.append(meta["uid"])
+        return deleted
 
     def _delete_namespace_contents(self, namespace: str) -> None:
         for rt in self.registry.types():
