@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
 
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         kubeconfig = str(Path(tmp) / "kubeconfig")
         t0 = time.perf_counter()
@@ -258,6 +259,14 @@ def main(argv: list[str] | None = None) -> int:
             "ratio source / plain floor (same round)",
             _spread([s / f for s, f in zip(source_rate, plain_rate, strict=True)], "{:.2f}"),
         ),
+        (
+            "client CPU per object: plain floor / GC-paused floor / source",
+            " / ".join(
+                f"{statistics.median(r['cpu'] / r['objects'] for r in runs) * 1e6:.1f} us"
+                for runs in (plain, floors, sources)
+            ),
+        ),
+        ("load average (1 min) before / after", f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"),
         ("floor peak RSS", f"{max(r['peak_rss_kb'] for r in plain + floors) / 1024:.0f} MiB"),
         ("source peak RSS", f"{max(r['peak_rss_kb'] for r in sources) / 1024:.0f} MiB"),
         (

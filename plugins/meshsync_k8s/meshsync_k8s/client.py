@@ -200,21 +200,29 @@ class ApiClient:
         """Yield each page (a decoded List) of a paginated list.
 
         The next page is requested as soon as the current one is decoded, so the server
-        prepares page n+1 while the caller processes page n.
+        prepares page n+1 while the caller processes page n. It is kept as bytes until the
+        caller asks for it: a decoded page weighs ~5x its JSON.
         """
         base = {**(params or {}), "limit": str(limit)}
-        pending: asyncio.Future[Any] | None = asyncio.ensure_future(self.get(path, base))
+        pending: asyncio.Future[bytes] | None = asyncio.ensure_future(self.get_bytes(path, base))
         try:
             while pending is not None:
-                page = await pending
+                body = await pending
                 pending = None
+                try:
+                    page = decode(body)
+                except orjson.JSONDecodeError as exc:
+                    raise ApiError(0, "InvalidResponse", f"GET {path}: not JSON ({exc})") from None
+                del body
                 if not isinstance(page, dict):
                     raise ApiError(0, "InvalidResponse", f"GET {path}: not a List")
                 meta = page.get("metadata")
                 token = meta.get("continue") if isinstance(meta, dict) else None
                 if token:
-                    pending = asyncio.ensure_future(self.get(path, {**base, "continue": token}))
+                    query = {**base, "continue": token}
+                    pending = asyncio.ensure_future(self.get_bytes(path, query))
                 yield page
+                del page, meta  # do not hold this page while the next one is awaited
         finally:
             if pending is not None:
                 pending.cancel()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -41,6 +43,17 @@ MAX_NAMESPACE_WATCHES = 8
 RESYNC_TIMEOUT = 120.0
 _CRD_NAME = ResourceName("customresourcedefinitions", None, "apiextensions.k8s.io")
 _CR_NAME = ResourceName(meshsync_cr.PLURAL, None, meshsync_cr.GROUP)
+
+
+def release_free_memory() -> None:
+    """Hand memory freed after the initial sync back to the OS (glibc only; else a no-op).
+
+    The initial sync decodes every object once; glibc keeps the freed heap for reuse, which
+    would leave RSS ~12 MB per 100,000 objects above what the source actually retains.
+    """
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 class KubernetesSource(Source):
@@ -209,6 +222,7 @@ class KubernetesSource(Source):
             )
             assert self._ctx is not None
             self._ctx.initial_sync_complete()
+            release_free_memory()
 
     # -- what to watch ---------------------------------------------------------------------
 
