@@ -229,3 +229,15 @@ async def test_request_log_is_bounded() -> None:
         assert srv.request_log[-1] == ("GET", "/api/v1/namespaces?limit=10")
     finally:
         await srv.stop()
+
+
+def test_tls_with_official_client(tmp_path) -> None:
+    with FakeApiServer.in_thread(token="abc", tls=True) as srv:
+        assert srv.url.startswith("https://127.0.0.1:") and srv.ca_pem
+        path = srv.write_kubeconfig(tmp_path / "kc")
+        client = kubernetes.config.new_client_from_config(config_file=str(path))
+        try:
+            nodes = kubernetes.client.CoreV1Api(client).list_namespace().items
+        finally:
+            client.close()
+        assert [n.metadata.name for n in nodes] == ["default", "kube-system"]
