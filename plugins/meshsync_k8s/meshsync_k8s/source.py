@@ -222,7 +222,8 @@ class KubernetesSource(Source):
             )
             assert self._ctx is not None
             self._ctx.initial_sync_complete()
-            release_free_memory()
+            # later, so that the sinks first hear about the sync
+            asyncio.get_running_loop().call_later(1.0, release_free_memory)
 
     # -- what to watch ---------------------------------------------------------------------
 
