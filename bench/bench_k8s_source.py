@@ -148,6 +148,7 @@ async def source_worker(kubeconfig: str) -> dict[str, Any]:
         sys.getsizeof(s) + sum(sys.getsizeof(k) + sys.getsizeof(v) for k, v in s.items())
         for s in states
     )
+    await asyncio.sleep(1.5)  # the source hands freed heap back to the OS 1 s after the sync
     gc.collect()
     rss_after = _rss_now_kb()
     engine.stop("bench done")
