@@ -284,6 +284,10 @@ async def test_status_and_scale_subresources(
     assert deploy["spec"]["replicas"] == 2
     assert deploy["status"] == {"replicas": 2, "readyReplicas": 1, "availableReplicas": 3}
     assert deploy["metadata"]["generation"] == 3  # two spec changes through scale
+    managed = {
+        (m["manager"], m.get("subresource", "")) for m in deploy["metadata"]["managedFields"]
+    }
+    assert {("Python", "scale"), ("Python", "status")} <= managed  # manager from User-Agent
     async with http.get("/api/v1/namespaces/shop/configmaps/web-config/scale") as resp:
         assert resp.status == 404  # not scalable
     async with http.get("/api/v1/namespaces/shop/pods/web-7d9c6b8f5-x2k8p/log") as resp:

@@ -151,6 +151,9 @@ def test_apply_and_delete(
         ("sidecar", "envoy:1"),
     ]
     assert deploy["metadata"]["generation"] == 2
+    managers = [(m["manager"], m["operation"]) for m in deploy["metadata"]["managedFields"]]
+    assert managers == [("kubectl-client-side-apply", "Update")]
+    assert "f:spec" in deploy["metadata"]["managedFields"][0]["fieldsV1"]
     assert "kubectl.kubernetes.io/last-applied-configuration" in deploy["metadata"]["annotations"]
     widget = threaded.get({"apiVersion": "example.com/v1", "kind": "Widget",
                            "metadata": {"name": "green", "namespace": "demo"}})  # fmt: skip

@@ -23,7 +23,7 @@ import orjson
 import yaml
 from aiohttp import web
 
-from . import subresources, tables
+from . import managed, subresources, tables
 from .encoding import list_body, render
 from .errors import ApiError, bad_request, conflict, not_found
 from .faults import Faults
@@ -484,6 +484,7 @@ class FakeApiServer:
             self._check_namespace_open(meta["namespace"])
         if _is_dry_run(request):
             return _json(obj, 201)
+        managed.record(obj, _manager(request), rt.api_version)
         entry = self.store.create(rt, obj)
         return _json(render(entry, rt), 201)
 
@@ -514,12 +515,15 @@ class FakeApiServer:
         if _is_dry_run(request):
             return _json(obj)
         if not sub:
+            managed.record(obj, _manager(request), rt.api_version)
             return _json(render(self.store.update(rt, obj), rt))
         with self.store.lock:
             entry = self.store.get(rt, namespace or "", name)
             if entry is None:
                 raise not_found(rt.plural, name, rt.group)
-            entry = self.store.update(rt, subresources.fold(sub, decode(entry), obj))
+            folded = subresources.fold(sub, decode(entry), obj)
+            managed.record(folded, _manager(request), rt.api_version, sub)
+            entry = self.store.update(rt, folded)
         return _json(subresources.view(sub, decode(entry)))
 
     async def _do_patch(
@@ -577,6 +581,7 @@ class FakeApiServer:
                 meta["resourceVersion"] = str(entry[RV])
             if _is_dry_run(request):
                 return _json(subresources.view(sub, patched))
+            managed.record(patched, _manager(request), rt.api_version, sub)
             entry = self.store.update(rt, patched)
         if sub:
             return _json(subresources.view(sub, decode(entry)))
@@ -719,6 +724,12 @@ def _no_resource() -> ApiError:
 
 def _terminating(entry: Entry) -> bool:
     return bool((decode(entry).get("metadata") or {}).get("deletionTimestamp"))
+
+
+def _manager(request: web.Request) -> str:
+    return managed.manager_name(
+        request.query.get("fieldManager"), request.headers.get("User-Agent", "")
+    )
 
 
 def _is_dry_run(request: web.Request) -> bool:
