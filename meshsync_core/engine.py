@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -203,8 +204,8 @@ class Engine:
                 result = transform(event)
             except Exception:
                 self.stats.errors[transform.name] += 1
-                transform.log.exception(
-                    "transform %r failed on %s", transform.name, event.describe()
+                log_failure(
+                    transform.log, "transform %r failed on %s", transform.name, event.describe()
                 )
                 return None
             if result is None:
@@ -277,7 +278,7 @@ class Engine:
                 await component.close()
             except Exception:
                 self.stats.errors[component.name] += 1
-                component.log.exception("%r failed to close", component.name)
+                log_failure(component.log, "%r failed to close", component.name)
 
     async def _run_source(self, source: Source) -> None:
         ctx = _SourceContext(self, source)
@@ -287,7 +288,7 @@ class Engine:
             raise
         except Exception as exc:
             self.stats.errors[source.name] += 1
-            source.log.exception("source %r failed", source.name)
+            log_failure(source.log, "source %r failed", source.name)
             self._source_synced(source.name)  # a dead source must not hold readiness back
             raise exc
 
@@ -337,8 +338,8 @@ class Engine:
                         stats.delivered_by_type[(lane.name, event.type.value)] += 1
                 except Exception:
                     stats.errors[lane.name] += 1
-                    sink.log.exception(
-                        "sink %r failed to deliver %d event(s)", lane.name, len(batch)
+                    log_failure(
+                        sink.log, "sink %r failed to deliver %d event(s)", lane.name, len(batch)
                     )
                 lane.delivering_since = 0.0
                 batch = []
@@ -347,7 +348,7 @@ class Engine:
                     await sink.on_synced()
                 except Exception:
                     stats.errors[lane.name] += 1
-                    sink.log.exception("sink %r failed in on_synced", lane.name)
+                    log_failure(sink.log, "sink %r failed in on_synced", lane.name)
                 self._lanes_synced += 1
                 if self.once and self._lanes_synced == len(self.lanes):
                     self.stop("initial sync complete (--once)")
@@ -386,6 +387,17 @@ class Engine:
                 )
                 removers.append(lambda s=signum: loop.remove_signal_handler(s))
         return removers
+
+
+def log_failure(logger: logging.Logger, message: str, *args: object) -> None:
+    """Log the exception being handled as one line; its traceback only at debug level.
+
+    Users see which plugin failed and why; plugin authors get the traceback with DEBUG=true.
+    """
+    exc = sys.exc_info()[1]
+    reason = f"{type(exc).__name__}: {exc}" if exc is not None else "unknown error"
+    logger.error(message + ": %s", *args, reason)
+    logger.debug("traceback of the failure above", exc_info=True)
 
 
 async def _open_component(component: Source | Sink, opening: object) -> None:
