@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import logging
 import os
 import subprocess
 from pathlib import Path
@@ -10,8 +12,11 @@ from pathlib import Path
 import pytest
 from meshsync_file import snapshot as snapshot_module
 from meshsync_file.naming import temp_path
+from meshsync_file.sink import FileSink
 
-from .conftest import load_all, run_file_sink, tmpfs
+from meshsync_core import Engine, Source, SourceContext, StartupError
+
+from .conftest import file_options, load_all, run_file_sink, tmpfs
 from .k8s_objects import RESOURCES, build_cluster, event
 
 PREVIOUS = "# previous snapshot\n---\nkind: Previous\n"
@@ -167,3 +172,55 @@ async def test_stale_temp_of_a_killed_run_is_removed(tmp_path: Path) -> None:
     await run_file_sink(cluster_events(), path=target, once=True)
     assert not stale.exists() and alive.exists()
     assert len(load_all(target)) == len(build_cluster())
+
+
+class FailingSource(Source):
+    name = "failing"
+
+    async def open(self) -> None:
+        raise StartupError("failing: cannot reach the API server")
+
+    async def run(self, ctx: SourceContext) -> None:  # pragma: no cover - never runs
+        raise AssertionError("not opened")
+
+
+@pytest.mark.parametrize("explicit", [True, False], ids=["output-file", "default-name"])
+async def test_source_failing_to_start_leaves_earlier_files_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, explicit: bool
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    target = tmp_path / "snap.yaml"
+    target.write_text(PREVIOUS)
+    (tmp_path / "snap-extended.yaml").write_text("earlier log\n")
+    options = file_options(target if explicit else None)
+    sink = FileSink(options)
+    result = await Engine([FailingSource(options)], [sink]).run()
+    assert result.exit_code == 2 and "cannot reach the API server" in result.reason
+    assert target.read_text() == PREVIOUS
+    assert (tmp_path / "snap-extended.yaml").read_text() == "earlier log\n"
+    assert sorted(os.listdir(tmp_path)) == ["snap-extended.yaml", "snap.yaml"]
+
+
+async def test_stopped_before_the_initial_sync_keeps_the_earlier_snapshot(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    class NeverSyncs(Source):
+        name = "never-syncs"
+
+        async def run(self, ctx: SourceContext) -> None:
+            for ev in cluster_events():
+                await ctx.emit(ev)
+            await asyncio.Event().wait()  # the initial list never completes
+
+    target = tmp_path / "snap.yaml"
+    target.write_text(PREVIOUS)
+    options = file_options(target)
+    sink = FileSink(options)
+    engine = Engine([NeverSyncs(options)], [sink], stop_after=0.2)
+    with caplog.at_level(logging.WARNING, logger="meshsync.file"):
+        result = await engine.run()
+    assert result.exit_code == 0
+    assert target.read_text() == PREVIOUS
+    assert "stopped before the initial sync completed" in caplog.text
+    log = load_all(tmp_path / "snap-extended.yaml")  # what was seen is in the log
+    assert len(log) == len(build_cluster()) and all(d["type"] == "ADDED" for d in log)

@@ -99,6 +99,8 @@ class FileSink(Sink):
         self._synced = False
         self._dirty = True
         self._log: IO[bytes] | None = None
+        #: (temporary, final) name of an extended log not yet moved into place.
+        self._log_pending: tuple[Path, Path] | None = None
         #: Per (type, resource, cluster): the constant parts of an extended-log document.
         self._log_heads: dict[tuple[str, Any, str], tuple[str, str]] = {}
 
@@ -110,15 +112,27 @@ class FileSink(Sink):
         if self.requested is not None:
             path = self.requested
             _check_target(path)
+            _probe(path, self.file_mode)
+            self._remove_stale_temps(path)
             if self.extended_enabled:
-                self._log = _create_fresh(extended_path(path), self.file_mode, replace=True)
+                # An earlier run's log stays until this run has something to log: created
+                # under a temporary name, renamed over it at the first event.
+                final = extended_path(path)
+                if final.is_dir():
+                    raise StartupError(f"file: the extended log {str(final)!r} is a directory")
+                pending = temp_path(final)
+                with contextlib.suppress(FileNotFoundError):
+                    pending.unlink()
+                self._log = _create_fresh(pending, self.file_mode)
+                self._log_pending = (pending, final)
         else:
             path = self._reserve_default(Path.cwd())
-        for stale in stale_temps(path):
-            with contextlib.suppress(OSError):
-                stale.unlink()
-                self.log.info("removed %s, left by a run that was killed mid-write", stale)
-        _probe(path, self.file_mode)
+            try:
+                _probe(path, self.file_mode)
+            except StartupError:
+                self._discard_log(extended_path(path))
+                raise
+            self._remove_stale_temps(path)
         self.snapshot_path = path
         self.extended_path = extended_path(path) if self.extended_enabled else None
         self.progress = Progress(self.progress_mode, log=self.log)
@@ -128,6 +142,13 @@ class FileSink(Sink):
             f" and events to {self.extended_path}" if self.extended_path else "",
         )
 
+    def _remove_stale_temps(self, path: Path) -> None:
+        """Temporary files of runs killed mid-write (never one of a live process)."""
+        for stale in stale_temps(path) + stale_temps(extended_path(path)):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+                self.log.info("removed %s, left by a run that was killed", stale)
+
     def _reserve_default(self, directory: Path) -> Path:
         """The first free default name; its extended log is created at once to claim it."""
         _check_directory(directory)
@@ -136,7 +157,7 @@ class FileSink(Sink):
             if not self.extended_enabled:
                 return path
             try:
-                self._log = _create_fresh(extended_path(path), self.file_mode, replace=False)
+                self._log = _create_fresh(extended_path(path), self.file_mode)
             except FileExistsError:
                 continue  # another run claimed this NN between the check and the create
             return path
@@ -178,6 +199,8 @@ class FileSink(Sink):
             for plural, count in counts.items():
                 self.progress.add(plural, count)
         if parts:
+            if self._log_pending is not None:
+                self._place_log()
             self._append_log("".join(parts))
             self.events_logged += len(parts)
 
@@ -187,12 +210,16 @@ class FileSink(Sink):
         if self.progress is not None:
             self.log.info("initial sync complete: %s", self.progress.finish())
         if self._log is not None:
+            if self._log_pending is not None:
+                self._place_log()
             self._append_log(f"---\ntype: SYNCED\ntime: {render_scalar(_now())}\n")
         if not self.once:
             await self._write_snapshot()
 
     async def close(self) -> None:
         """Close the log and write the final snapshot; raise if anything could not be written."""
+        if self._log_pending is not None and self._synced:
+            self._place_log()
         if self._log is not None:
             log_file, self._log = self._log, None
             try:
@@ -203,11 +230,41 @@ class FileSink(Sink):
             finally:
                 with contextlib.suppress(OSError):
                     log_file.close()
-        if self.snapshot_path is not None and (self._dirty or not self.snapshots_written):
+        if self.snapshot_path is not None and not self._synced:
+            # Stopped (or failed to start) before the initial sync: a snapshot now would be
+            # incomplete and would replace a complete earlier one. The log has what was seen.
+            self.log.warning(
+                "stopped before the initial sync completed: snapshot %s not written%s",
+                self.snapshot_path,
+                " (an earlier file there is unchanged)" if self.snapshot_path.exists() else "",
+            )
+            if self._log_pending is not None:
+                self._discard_log(self._log_pending[0])
+            elif self.extended_path is not None and not self.events_logged:
+                self._discard_log(self.extended_path)
+        elif self.snapshot_path is not None and (self._dirty or not self.snapshots_written):
             with contextlib.suppress(SnapshotWriteError):
                 await self._write_snapshot()
         if self.error:
             raise SnapshotWriteError(self.error)
+
+    def _place_log(self) -> None:
+        """Rename this run's extended log over the earlier one (atomic; never appended to)."""
+        pending, final = self._log_pending  # type: ignore[misc]
+        self._log_pending = None
+        try:
+            os.replace(pending, final)
+        except OSError as exc:
+            self._fail(_describe_os_error(exc, "the extended log", final))
+
+    def _discard_log(self, path: Path) -> None:
+        """Remove the (empty) extended log this run created, when the run never started."""
+        if self._log is not None:
+            with contextlib.suppress(OSError):
+                self._log.close()
+            self._log = None
+        with contextlib.suppress(OSError):
+            path.unlink()
 
     @property
     def ready(self) -> bool:
@@ -315,23 +372,13 @@ def _probe(path: Path, mode: int) -> None:
         raise StartupError(_describe_os_error(exc, "the snapshot", path)) from None
 
 
-def _create_fresh(path: Path, mode: int, *, replace: bool) -> IO[bytes]:
-    """A new, empty file at ``path`` (a new inode: an existing file is replaced, never appended).
-
-    Without ``replace``, an existing file raises ``FileExistsError``.
-    """
+def _create_fresh(path: Path, mode: int) -> IO[bytes]:
+    """A new, empty file at ``path``; ``FileExistsError`` if something is there already."""
     if path.is_dir():
         raise StartupError(f"file: the extended log {str(path)!r} is a directory")
     try:
-        if replace:
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), mode)
     except FileExistsError:
-        if replace:
-            raise StartupError(
-                f"file: {str(path)!r} was created by someone else while starting"
-            ) from None
         raise
     except OSError as exc:
         raise StartupError(_describe_os_error(exc, "the extended log", path)) from None
