@@ -302,3 +302,20 @@ def test_bad_progress_mode_is_a_config_error() -> None:
 
     with pytest.raises(ConfigError, match="file-progress"):
         FileSink(file_options(None, file_progress="loud"))
+
+
+async def test_progress_summary_is_logged_at_initial_sync(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    cluster = build_cluster()
+    with caplog.at_level(logging.INFO, logger="meshsync.file"):
+        await run_file_sink(
+            [event(r, o) for r, o in cluster],
+            path=tmp_path / "snap.yaml",
+            once=True,
+            file_progress="log",
+        )
+    assert f"initial sync complete: {len(cluster)} objects (" in caplog.text
+    assert f"wrote {len(cluster)} objects to {tmp_path / 'snap.yaml'}" in caplog.text
