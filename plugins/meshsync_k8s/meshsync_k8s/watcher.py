@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -134,6 +135,8 @@ class ResourceWatcher:
         self.listed = False
         self.lists = 0
         self.watches = 0
+        #: Watch events received (bookmarks included).
+        self.received = 0
         self.malformed = 0
         self.task: asyncio.Task[None] | None = None
         self._child: asyncio.Future[Any] | None = None
@@ -214,8 +217,15 @@ class ResourceWatcher:
                     self._mark_listed(True)
                     self._release_waiters()
                     backoff.reset()
+                started = time.monotonic()
+                received = self.received
                 if await self._interruptible(self._watch()):
-                    backoff.reset()  # the stream ended normally (server timeout): re-watch
+                    # The stream ended normally (server timeout): re-watch at once - unless
+                    # it ended immediately with nothing in it, which must not become a spin.
+                    if self.received == received and time.monotonic() - started < 1.0:
+                        await self._interruptible(asyncio.sleep(backoff.next()))
+                    else:
+                        backoff.reset()
             except _Stopped:
                 break
             except ApiError as exc:
@@ -461,6 +471,7 @@ class ResourceWatcher:
         )
         async with contextlib.aclosing(stream):
             async for etype, obj in stream:
+                self.received += 1
                 self._busy = True
                 try:
                     await self._apply(etype, obj)
