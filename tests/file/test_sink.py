@@ -319,3 +319,25 @@ async def test_progress_summary_is_logged_at_initial_sync(
         )
     assert f"initial sync complete: {len(cluster)} objects (" in caplog.text
     assert f"wrote {len(cluster)} objects to {tmp_path / 'snap.yaml'}" in caplog.text
+
+
+async def test_snapshot_interval_rewrites_while_watching(tmp_path: Path) -> None:
+    before, after, state = scenario()
+    path = tmp_path / "snap.yaml"
+    sink, _ = await run_file_sink(
+        before,
+        after,
+        path=path,
+        snapshot_interval=0.0,
+        engine_kwargs={"batch_size": 1},
+    )
+    # At the initial sync, after each later event (interval 0), none at close (nothing new).
+    assert sink.snapshots_written == 1 + len(after)
+    assert load_all(path) == expected_docs(state)
+
+
+def test_bad_snapshot_interval_is_a_config_error() -> None:
+    from meshsync_core import ConfigError
+
+    with pytest.raises(ConfigError, match="snapshot-interval"):
+        FileSink(file_options(None, snapshot_interval="often"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from meshsync_core import Sink, hookimpl
+from meshsync_core import Duration, Sink, hookimpl
 from meshsync_file.progress import MODES
 from meshsync_file.sink import FileSink
 
@@ -30,6 +30,12 @@ def meshsync_add_options() -> list[click.Option]:
             help="[file] Leave out what the API server fills in (uid, resourceVersion, status, "
             "ownerReferences, allocated IPs...) and objects recreated by their controller, so the "
             "snapshot can be applied to another cluster.",
+        ),
+        click.Option(
+            ["--snapshot-interval", "snapshot_interval"],
+            type=Duration(),
+            help="[file] While watching, rewrite the snapshot at most this often (e.g. 5m) "
+            "when objects changed (default: after the initial sync and at the end only).",
         ),
         click.Option(
             ["--extended-log/--no-extended-log", "extended_log"],

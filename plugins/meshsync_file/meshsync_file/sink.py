@@ -15,6 +15,7 @@ import contextlib
 import datetime as dt
 import errno
 import os
+import time
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -80,6 +81,12 @@ class FileSink(Sink):
         self.for_apply = bool(options.get("for_apply"))
         self.extended_enabled = options.get("extended_log", True) is not False
         self.once = bool(options.get("once"))
+        interval = options.get("snapshot_interval")
+        if interval is not None and (not isinstance(interval, (int, float)) or interval < 0):
+            raise ConfigError(f"file: --snapshot-interval must be a duration, not {interval!r}")
+        #: Rewrite the snapshot at most this often while changes arrive (None: only at the end).
+        self.snapshot_interval: float | None = interval
+        self._last_write = 0.0
         progress_mode = options.get("file_progress") or "auto"
         if progress_mode not in MODES:
             raise ConfigError(
@@ -203,6 +210,13 @@ class FileSink(Sink):
                 self._place_log()
             self._append_log("".join(parts))
             self.events_logged += len(parts)
+        if (
+            self.snapshot_interval is not None
+            and self._synced
+            and time.monotonic() - self._last_write >= self.snapshot_interval
+        ):
+            with contextlib.suppress(SnapshotWriteError):
+                await self._write_snapshot()
 
     async def on_synced(self) -> None:
         """Mark the end of the initial sync; write a first snapshot unless ``--once``."""
@@ -318,6 +332,7 @@ class FileSink(Sink):
             self._fail(message + "; any earlier snapshot there is unchanged")
             raise SnapshotWriteError(self.error) from None
         self.snapshots_written += 1
+        self._last_write = time.monotonic()
         self.log.info("wrote %d objects to %s", len(docs), path)
 
     def _fail(self, message: str) -> None:
