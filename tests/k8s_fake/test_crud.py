@@ -331,3 +331,38 @@ async def test_garbage_collection_follows_owner_references(
     assert all(b'"type":"DELETED"' in e for e in events)
     assert server.objects("replicasets", "apps") == [] and server.objects("pods") == []
     assert len(server.objects("services")) == 2  # not owned: untouched
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "ctype", "status"),
+    [
+        ("PATCH", "/api/v1/namespaces/shop/configmaps/web-config", {"metadata": 5},
+         "application/merge-patch+json", 422),
+        ("PATCH", "/api/v1/namespaces/shop/configmaps/web-config",
+         {"metadata": {"labels": {"a": 1}}}, "application/merge-patch+json", 422),
+        ("PATCH", "/api/v1/namespaces/shop/configmaps/web-config", [{"op": "nope", "path": "/a"}],
+         "application/json-patch+json", 400),
+        ("PUT", "/api/v1/namespaces/shop/configmaps/web-config", {"metadata": []},
+         "application/json", 400),
+        ("DELETE", "/api/v1/namespaces/shop/configmaps/web-config", [1], "application/json", 400),
+        ("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+         {"metadata": {"name": "xs.a.b"}, "spec": {"group": "a.b", "versions": [5],
+                                                   "names": {"plural": "xs", "kind": "X"}}},
+         "application/json", 422),
+        ("POST", "/version", {}, "application/json", 405),
+    ],
+)  # fmt: skip
+async def test_malformed_input_is_a_status_not_a_crash(
+    server: FakeApiServer,
+    http: aiohttp.ClientSession,
+    method: str,
+    path: str,
+    body: Any,
+    ctype: str,
+    status: int,
+) -> None:
+    before = server.get(cm("web-config"))
+    async with http.request(method, path, json=body, headers={"Content-Type": ctype}) as resp:
+        result = await resp.json()
+    assert (resp.status, result["kind"], result["code"]) == (status, "Status", status)
+    assert server.get(cm("web-config")) == before  # nothing was half-applied

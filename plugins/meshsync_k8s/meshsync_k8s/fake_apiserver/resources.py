@@ -271,12 +271,13 @@ class Registry:
         spec = crd.get("spec")
         if not isinstance(spec, dict):
             raise ApiError(422, "CustomResourceDefinition spec is required", "Invalid")
-        names = spec.get("names") or {}
+        names = spec.get("names")
+        names = names if isinstance(names, dict) else {}
         group = spec.get("group")
         plural = names.get("plural")
         kind = names.get("kind")
-        versions = spec.get("versions") or []
-        if not (group and plural and kind and versions):
+        versions = spec.get("versions")
+        if not (group and plural and kind and isinstance(versions, list) and versions):
             raise ApiError(
                 422,
                 "CustomResourceDefinition needs spec.group, spec.names.plural, "
@@ -291,6 +292,8 @@ class Registry:
                 f'metadata.name: must be spec.names.plural+"."+spec.group',
                 "Invalid",
             )
+        if not all(isinstance(v, dict) and isinstance(v.get("name"), str) for v in versions):
+            raise ApiError(422, "spec.versions: every version needs a name", "Invalid")
         namespaced = spec.get("scope", "Namespaced") == "Namespaced"
         out = []
         for v in versions:

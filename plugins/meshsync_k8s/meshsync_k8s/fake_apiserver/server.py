@@ -321,6 +321,8 @@ class FakeApiServer:
     async def _route(self, request: web.Request) -> web.StreamResponse:
         segs = [s for s in request.path.split("/") if s]
         method = request.method
+        if method != "GET" and _is_discovery(segs):
+            raise _method_not_allowed()
         if not segs:
             return _json({"paths": ["/api", "/api/v1", "/apis", "/version"]})
         head = segs[0]
@@ -571,7 +573,7 @@ class FakeApiServer:
                 patched = subresources.fold(sub, current, patched)
             meta = patched.get("metadata")
             if not isinstance(meta, dict):
-                patched["metadata"] = meta = {}
+                raise ApiError(422, "metadata: Invalid value: must be an object", "Invalid")
             meta["name"] = name
             if rt.namespaced:
                 meta["namespace"] = namespace
@@ -603,13 +605,15 @@ class FakeApiServer:
                     options = orjson.loads(body) or {}
                 except orjson.JSONDecodeError:
                     raise bad_request("invalid DeleteOptions body") from None
+                if not isinstance(options, dict):
+                    raise bad_request("DeleteOptions must be an object")
         with self.store.lock:
             entry = self.store.get(rt, namespace or "", name)
             if entry is None:
                 raise not_found(rt.plural, name, rt.group)
             if rt.storage_key == ("", "namespaces") and not _is_dry_run(request):
                 return _json(self._terminate_namespace(name))
-            pre = options.get("preconditions") if isinstance(options, dict) else None
+            pre = options.get("preconditions")
             if isinstance(pre, dict):
                 current = decode(entry).get("metadata") or {}
                 if pre.get("uid") and pre["uid"] != current.get("uid"):
@@ -712,6 +716,13 @@ class FakeApiServer:
         return await WatchStream(self, request, rt, watcher, wake, opts).run()
 
 
+def _is_discovery(segs: list[str]) -> bool:
+    """/, /version, /openapi/..., /api, /api/v1, /apis, /apis/<g>, /apis/<g>/<v>."""
+    if not segs or segs[0] in ("version", "openapi"):
+        return True
+    return (segs[0] == "api" and len(segs) <= 2) or (segs[0] == "apis" and len(segs) <= 3)
+
+
 def _method_not_allowed() -> ApiError:
     return ApiError(
         405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
@@ -754,6 +765,8 @@ async def _read_body(request: web.Request) -> dict[str, Any]:
         raise bad_request(f"couldn't get version/kind; json parse error: {exc}") from None
     if not isinstance(obj, dict):
         raise bad_request("the body of the request must be an object")
+    if not isinstance(obj.get("metadata", {}), dict):
+        raise bad_request("metadata must be an object")
     return obj
 
 

@@ -303,8 +303,11 @@ class Store:
                 meta.pop(transient, None)
             if "spec" in obj or rt.custom:
                 meta["generation"] = 1
+            is_crd = rt.group == CRD_GROUP and rt.plural == "customresourcedefinitions"
+            if is_crd:
+                self.registry.crd_types(obj)  # validate before anything else
             self._defaults(rt, obj, meta)
-            if rt.group == CRD_GROUP and rt.plural == "customresourcedefinitions":
+            if is_crd:
                 self.registry.register_crd(obj)
             entry = self._commit(rt, ADDED, obj, meta, None)
         return entry
@@ -333,11 +336,13 @@ class Store:
                 if obj.get("spec") != old.get("spec"):
                     generation += 1
                 meta["generation"] = generation
-            self._defaults(rt, obj, meta)
             if rt.group == CRD_GROUP and rt.plural == "customresourcedefinitions":
                 self.registry.crd_types(obj)  # validate before touching the registry
+                self._defaults(rt, obj, meta)
                 self.registry.unregister_crd(old)
                 self.registry.register_crd(obj)
+            else:
+                self._defaults(rt, obj, meta)
             return self._commit(rt, MODIFIED, obj, meta, prev)
 
     def delete(self, rt: ResourceType, namespace: str, name: str) -> Entry:
@@ -507,7 +512,11 @@ class Store:
             names = dict(spec.get("names") or {})
             names.setdefault("singular", str(names.get("kind", "")).lower())
             names.setdefault("listKind", f"{names.get('kind', '')}List")
-            stored = [v["name"] for v in spec.get("versions") or [] if v.get("storage")]
+            stored = [
+                v.get("name")
+                for v in spec.get("versions") or []
+                if isinstance(v, dict) and v.get("storage")
+            ]
             now = now_timestamp()
             obj["status"] = {
                 "acceptedNames": names,
@@ -638,6 +647,17 @@ def _own_copy(obj: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     if meta is not None and not isinstance(meta, dict):
         raise bad_request("metadata must be an object")
     meta = dict(meta or {})
+    for field in ("name", "namespace", "generateName"):
+        if meta.get(field) is not None and not isinstance(meta[field], str):
+            raise ApiError(422, f"metadata.{field}: Invalid value: must be a string", "Invalid")
+    for field in ("labels", "annotations"):
+        value = meta.get(field)
+        if value is not None and not (
+            isinstance(value, dict) and all(isinstance(v, str) for v in value.values())
+        ):
+            raise ApiError(
+                422, f"metadata.{field}: Invalid value: must map strings to strings", "Invalid"
+            )
     copy = dict(obj)
     copy["metadata"] = meta
     return copy, meta
