@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import kubernetes
+import orjson
 import pytest
 from kubernetes.client.rest import ApiException
 from meshsync_k8s.fake_apiserver import ApiError, FakeApiServer
@@ -311,26 +312,41 @@ async def test_yaml_bodies_are_accepted(server: FakeApiServer, http: aiohttp.Cli
     assert server.get(cm("from-yaml"))["data"] == {"a": "b"}
 
 
-@pytest.mark.parametrize("policy", ["Background", "Orphan"])
 async def test_garbage_collection_follows_owner_references(
-    server: FakeApiServer, http: aiohttp.ClientSession, policy: str
+    server: FakeApiServer, http: aiohttp.ClientSession
 ) -> None:
     params = {"watch": "1", "resourceVersion": str(server.resource_version)}
     async with http.get("/api/v1/namespaces/shop/pods", params=params) as pods_watch:
-        async with http.delete(
-            "/apis/apps/v1/namespaces/shop/deployments/web", json={"propagationPolicy": policy}
-        ) as resp:
+        async with http.delete("/apis/apps/v1/namespaces/shop/deployments/web") as resp:
             assert resp.status == 200
-        if policy == "Orphan":
-            await asyncio.sleep(server.gc_delay * 4)  # nothing may happen: give it the chance
-            assert len(server.objects("replicasets", "apps")) == 1
-            assert len(server.objects("pods")) == 3
-            return
         # Deployment -> ReplicaSet -> Pods, like kube's garbage collector (asynchronously).
         events = [await asyncio.wait_for(pods_watch.content.readline(), 5) for _ in range(3)]
     assert all(b'"type":"DELETED"' in e for e in events)
     assert server.objects("replicasets", "apps") == [] and server.objects("pods") == []
     assert len(server.objects("services")) == 2  # not owned: untouched
+
+
+async def test_orphan_propagation_keeps_dependents(
+    server: FakeApiServer, http: aiohttp.ClientSession
+) -> None:
+    owner = server.create(cm("owner"))
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+           "uid": owner["metadata"]["uid"]}  # fmt: skip
+    server.create(
+        {**cm("child"), "metadata": {**cm("child")["metadata"], "ownerReferences": [ref]}}
+    )
+    params = {"watch": "1", "resourceVersion": str(server.resource_version),
+              "fieldSelector": "metadata.name=child"}  # fmt: skip
+    async with http.get("/api/v1/namespaces/shop/configmaps", params=params) as watch:
+        body = {"propagationPolicy": "Orphan"}
+        async with http.delete("/apis/apps/v1/namespaces/shop/deployments/web", json=body) as r:
+            assert r.status == 200
+        async with http.delete("/api/v1/namespaces/shop/configmaps/owner") as r:
+            assert r.status == 200
+        # Collections run in order; once the later one is seen, the orphaning one is done too.
+        event = orjson.loads(await asyncio.wait_for(watch.content.readline(), 5))
+    assert event["type"] == "DELETED"
+    assert len(server.objects("replicasets", "apps")) == 1 and len(server.objects("pods")) == 3
 
 
 @pytest.mark.parametrize(
