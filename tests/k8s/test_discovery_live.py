@@ -189,6 +189,10 @@ async def test_namespaces_keep_cluster_scoped(server, run_source, namespaces) ->
     # up to 8 namespaces: one server-side filtered watch each; more: one filtered here
     pod_watchers = running.source.watchers[("", "pods")]
     assert len(pod_watchers) == (len(namespaces) if len(namespaces) <= 8 else 1)
+    # the informer-store answer honours the same filter
+    state = [e async for e in running.source.current_state()]
+    assert {e.uid for e in state if e.resource.plural == "pods"} == expected
+    assert all(e.namespace in namespaces for e in state if e.resource.namespaced)
 
 
 async def test_no_cluster_scoped_is_go_behaviour(server, run_source) -> None:

@@ -417,7 +417,7 @@ class KubernetesSource(Source):
                     async with contextlib.aclosing(pages):
                         async for page in pages:
                             for item in page.get("items") or []:
-                                if watcher._identity(item) is None:
+                                if not watcher.accepts(item):
                                     continue
                                 if "kind" not in item:
                                     item["apiVersion"] = watcher.api_version

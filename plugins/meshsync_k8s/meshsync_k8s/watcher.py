@@ -397,6 +397,13 @@ class ResourceWatcher:
         elif self.malformed % 1000 == 0:
             self.log.warning("%s: %d malformed objects skipped", self.label, self.malformed)
 
+    def accepts(self, obj: Any) -> bool:
+        """Whether a listed object is well-formed and passes the namespace filter."""
+        ident = self._identity(obj)
+        if ident is None:
+            return False
+        return self.namespace_filter is None or ident[1].split("\0", 2)[1] in self.namespace_filter
+
     def _identity(self, obj: Any) -> tuple[str, str] | None:
         """``(uid, packed)`` of a well-formed object, else None (and a warning)."""
         if obj.__class__ is not dict:
