@@ -46,6 +46,8 @@ ROWS = [
     "sink-nolog",
 ]
 PYYAML_SAMPLE = 5_000
+#: "generated" (this script's Pods/ConfigMaps) or "fake" (the fake API server's bulk objects).
+OBJECTS_FROM = "generated"
 
 
 def managed_fields(api_version: str) -> list[dict[str, Any]]:
@@ -271,6 +273,11 @@ def configmap(i: int) -> dict[str, Any]:
 
 
 def build(count: int, kinds: str = "mixed") -> list[tuple[str, dict[str, Any]]]:
+    if kinds == "fake" or (kinds == "mixed" and OBJECTS_FROM == "fake"):
+        # The fake API server's bulk objects (what the end-to-end benchmark will list).
+        from meshsync_k8s.fake_apiserver.seed import bulk_objects
+
+        return [("pod" if o.get("kind") == "Pod" else "cm", o) for o in bulk_objects(count)]
     makers = {"pods": [pod], "configmaps": [configmap], "mixed": [pod, configmap]}[kinds]
     return [(makers[i % len(makers)].__name__, makers[i % len(makers)](i)) for i in range(count)]
 
@@ -414,10 +421,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--rows", default=",".join(ROWS))
+    parser.add_argument(
+        "--objects-from",
+        choices=["generated", "fake"],
+        default="generated",
+        help="generated here, or meshsync_k8s.fake_apiserver.seed.bulk_objects",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="passes of the writer rows (best)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one row, print JSON
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     args = parser.parse_args()
+    global OBJECTS_FROM
+    OBJECTS_FROM = args.objects_from
     if args.one:
         print(json.dumps(run_row(args.one, args.objects, args.repeat)))
         return
@@ -427,6 +442,7 @@ def main() -> None:
             [
                 *(sys.executable, __file__, "--one", row),
                 *("--objects", str(args.objects), "--repeat", str(args.repeat)),
+                *("--objects-from", args.objects_from),
             ],
             capture_output=True,
             text=True,
@@ -444,7 +460,8 @@ def main() -> None:
         f"{'bytes/obj':>9} {'peak RSS MB':>11} {'extra RSS/obj':>13}"
     )
     print(
-        f"{args.objects:,} objects (half Pods, half ConfigMaps, with managedFields); "
+        f"{args.objects:,} objects ({args.objects_from}: half Pods, half ConfigMaps, "
+        "with managedFields); "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     print(header)
