@@ -153,3 +153,48 @@ def test_official_client_discovery(api_client: kubernetes.client.ApiClient) -> N
     assert {"apps", "example.com", "meshery.io"} <= {g.name for g in groups.groups}
     version = kubernetes.client.VersionApi(api_client).get_code()
     assert version.major == "1"
+
+
+async def test_subresources_are_listed_like_kube(http: aiohttp.ClientSession) -> None:
+    async with http.get("/api/v1") as resp:
+        by_name = {r["name"]: r for r in (await resp.json())["resources"]}
+    assert by_name["pods/status"]["verbs"] == ["get", "patch", "update"]
+    assert by_name["pods/log"]["kind"] == "Pod" and "pods/exec" in by_name
+    assert (by_name["pods/eviction"]["group"], by_name["pods/eviction"]["version"]) == (
+        "policy",
+        "v1",
+    )
+    async with http.get("/apis/apps/v1") as resp:
+        by_name = {r["name"]: r for r in (await resp.json())["resources"]}
+    scale = by_name["deployments/scale"]
+    assert (scale["kind"], scale["group"], scale["version"]) == ("Scale", "autoscaling", "v1")
+    assert "configmaps/status" not in by_name
+
+
+AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+
+
+async def test_aggregated_discovery_v2(http: aiohttp.ClientSession) -> None:
+    accept = {"Accept": f"{AGGREGATED},application/json"}
+    async with http.get("/apis", headers=accept) as resp:
+        assert resp.headers["Content-Type"] == AGGREGATED
+        doc = await resp.json(content_type=None)
+    assert (doc["kind"], doc["apiVersion"]) == ("APIGroupDiscoveryList", "apidiscovery.k8s.io/v2")
+    groups = {item["metadata"]["name"]: item for item in doc["items"]}
+    widgets = groups["example.com"]
+    assert [v["version"] for v in widgets["versions"]] == ["v1", "v1alpha1"]  # preferred first
+    (resource,) = widgets["versions"][0]["resources"]
+    assert resource["resource"] == "widgets" and resource["scope"] == "Namespaced"
+    assert resource["responseKind"] == {"group": "example.com", "version": "v1", "kind": "Widget"}
+    deployments = next(
+        r for r in groups["apps"]["versions"][0]["resources"] if r["resource"] == "deployments"
+    )
+    assert {s["subresource"] for s in deployments["subresources"]} == {"scale", "status"}
+    async with http.get("/api", headers=accept) as resp:
+        core = await resp.json(content_type=None)
+    (item,) = core["items"]
+    assert [v["version"] for v in item["versions"]] == ["v1"]
+    assert "pods" in {r["resource"] for r in item["versions"][0]["resources"]}
+    # Without the v2 media type the legacy documents are served.
+    async with http.get("/apis", headers={"Accept": "application/json"}) as resp:
+        assert (await resp.json())["kind"] == "APIGroupList"

@@ -209,3 +209,14 @@ def test_scale_label_patch(
     cm = threaded.get({"apiVersion": "v1", "kind": "ConfigMap",
                        "metadata": {"name": "web-config", "namespace": "shop"}})  # fmt: skip
     assert cm["metadata"]["labels"]["team"] == "blue" and cm["data"]["extra"] == "1"
+
+
+def test_kubectl_uses_aggregated_discovery(
+    kubectl_path: str, kubeconfig: pathlib.Path, threaded: FakeApiServer, tmp_path: pathlib.Path
+) -> None:
+    cache = tmp_path / "cache"  # a fresh discovery cache: kubectl must ask the server
+    out = run(kubectl_path, kubeconfig, "--cache-dir", str(cache), "get", "widgets", "-A",
+              "-o", "name")  # fmt: skip
+    assert out.split() == ["widget.example.com/blue", "widget.example.com/red"]
+    discovery = [p for _, p in threaded.request_log if p.startswith(("/api?", "/apis?", "/apis/"))]
+    assert not [p for p in discovery if p.startswith("/apis/") and "widgets" not in p]

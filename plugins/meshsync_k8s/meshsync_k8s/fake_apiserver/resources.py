@@ -49,6 +49,8 @@ class ResourceType:
     list_kind: str = ""
     #: True for resources defined by a CRD (served from the CRD's storage, any served version).
     custom: bool = False
+    #: Subresources listed in discovery (``pods/status``); see :data:`SUBRESOURCES`.
+    subresources: tuple[str, ...] = ()
 
     @property
     def api_version(self) -> str:
@@ -82,6 +84,72 @@ class ResourceType:
             entry["categories"] = list(self.categories)
         return entry
 
+    def aggregated_entry(self) -> dict[str, Any]:
+        """This resource as an ``APIResourceDiscovery`` (aggregated discovery v2)."""
+        entry: dict[str, Any] = {
+            "resource": self.plural,
+            "responseKind": {"group": self.group, "version": self.version, "kind": self.kind},
+            "scope": "Namespaced" if self.namespaced else "Cluster",
+            "singularResource": self.singular,
+            "verbs": list(self.verbs),
+        }
+        if self.short_names:
+            entry["shortNames"] = list(self.short_names)
+        if self.categories:
+            entry["categories"] = list(self.categories)
+        subs = []
+        for sub in self.subresources:
+            kind, gv, verbs = SUBRESOURCES[sub]
+            group, _, version = gv.rpartition("/") if gv else (self.group, "", self.version)
+            subs.append(
+                {
+                    "subresource": sub,
+                    "responseKind": {"group": group, "version": version, "kind": kind or self.kind},
+                    "verbs": list(verbs),
+                }
+            )
+        if subs:
+            entry["subresources"] = subs
+        return entry
+
+    def subresource_entries(self) -> list[dict[str, Any]]:
+        """Legacy discovery entries such as ``pods/status`` (kind, verbs, group if foreign).
+
+        Clients that walk discovery must skip names containing "/": listing them fails, as it
+        does against kube-apiserver. Only ``status`` and ``scale`` are actually served.
+        """
+        out = []
+        for sub in self.subresources:
+            kind, gv, verbs = SUBRESOURCES[sub]
+            entry: dict[str, Any] = {
+                "name": f"{self.plural}/{sub}",
+                "singularName": "",
+                "namespaced": self.namespaced,
+                "kind": kind or self.kind,
+                "verbs": list(verbs),
+            }
+            if gv:
+                entry["group"], _, entry["version"] = gv.rpartition("/")
+            out.append(entry)
+        return out
+
+
+#: Subresource -> (kind, or "" for the parent's; "group/version" if foreign; verbs).
+SUBRESOURCES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "status": ("", "", ("get", "patch", "update")),
+    "scale": ("Scale", "autoscaling/v1", ("get", "patch", "update")),
+    "log": ("Pod", "", ("get",)),
+    "exec": ("PodExecOptions", "", ("create", "get")),
+    "eviction": ("Eviction", "policy/v1", ("create",)),
+    "binding": ("Binding", "", ("create",)),
+    "token": ("TokenRequest", "authentication.k8s.io/v1", ("create",)),
+    "finalize": ("Namespace", "", ("update",)),
+}
+#: Subresources the fake server actually serves (GET/PUT/PATCH); see subresources.py.
+SERVED_SUBRESOURCES = frozenset({"status", "scale"})
+_STATUS = ("status",)
+_SCALED = ("scale", "status")
+
 
 def _r(
     api_version: str,
@@ -91,6 +159,7 @@ def _r(
     short: tuple[str, ...] = (),
     verbs: tuple[str, ...] = STANDARD_VERBS,
     categories: tuple[str, ...] = (),
+    subs: tuple[str, ...] = (),
 ) -> ResourceType:
     group, _, version = api_version.rpartition("/")
     return ResourceType(
@@ -103,6 +172,7 @@ def _r(
         short_names=short,
         verbs=verbs,
         categories=categories,
+        subresources=subs,
     )
 
 
@@ -115,17 +185,39 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     _r("v1", "endpoints", "Endpoints", short=("ep",)),
     _r("v1", "events", "Event", short=("ev",)),
     _r("v1", "limitranges", "LimitRange", short=("limits",)),
-    _r("v1", "namespaces", "Namespace", False, ("ns",), NAMESPACE_VERBS),
-    _r("v1", "nodes", "Node", False, ("no",)),
-    _r("v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",)),
-    _r("v1", "persistentvolumes", "PersistentVolume", False, ("pv",)),
-    _r("v1", "pods", "Pod", short=("po",), categories=_ALL),
+    _r(
+        "v1",
+        "namespaces",
+        "Namespace",
+        False,
+        ("ns",),
+        NAMESPACE_VERBS,
+        subs=("finalize", "status"),
+    ),
+    _r("v1", "nodes", "Node", False, ("no",), subs=_STATUS),
+    _r("v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",), subs=_STATUS),
+    _r("v1", "persistentvolumes", "PersistentVolume", False, ("pv",), subs=_STATUS),
+    _r(
+        "v1",
+        "pods",
+        "Pod",
+        short=("po",),
+        categories=_ALL,
+        subs=("binding", "eviction", "exec", "log", "status"),
+    ),
     _r("v1", "podtemplates", "PodTemplate"),
-    _r("v1", "replicationcontrollers", "ReplicationController", short=("rc",), categories=_ALL),
-    _r("v1", "resourcequotas", "ResourceQuota", short=("quota",)),
+    _r(
+        "v1",
+        "replicationcontrollers",
+        "ReplicationController",
+        short=("rc",),
+        categories=_ALL,
+        subs=_SCALED,
+    ),
+    _r("v1", "resourcequotas", "ResourceQuota", short=("quota",), subs=_STATUS),
     _r("v1", "secrets", "Secret"),
-    _r("v1", "serviceaccounts", "ServiceAccount", short=("sa",)),
-    _r("v1", "services", "Service", short=("svc",), categories=_ALL),
+    _r("v1", "serviceaccounts", "ServiceAccount", short=("sa",), subs=("token",)),
+    _r("v1", "services", "Service", short=("svc",), categories=_ALL, subs=_STATUS),
     # apiregistration.k8s.io (optional: FakeApiServer(disabled_groups={...}))
     _r(
         "apiregistration.k8s.io/v1",
@@ -133,24 +225,31 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
         "APIService",
         False,
         categories=("api-extensions",),
+        subs=_STATUS,
     ),
     # apps
     _r("apps/v1", "controllerrevisions", "ControllerRevision"),
-    _r("apps/v1", "daemonsets", "DaemonSet", short=("ds",), categories=_ALL),
-    _r("apps/v1", "deployments", "Deployment", short=("deploy",), categories=_ALL),
-    _r("apps/v1", "replicasets", "ReplicaSet", short=("rs",), categories=_ALL),
-    _r("apps/v1", "statefulsets", "StatefulSet", short=("sts",), categories=_ALL),
+    _r("apps/v1", "daemonsets", "DaemonSet", short=("ds",), categories=_ALL, subs=_STATUS),
+    _r("apps/v1", "deployments", "Deployment", short=("deploy",), categories=_ALL, subs=_SCALED),
+    _r("apps/v1", "replicasets", "ReplicaSet", short=("rs",), categories=_ALL, subs=_SCALED),
+    _r("apps/v1", "statefulsets", "StatefulSet", short=("sts",), categories=_ALL, subs=_SCALED),
     # autoscaling
-    _r("autoscaling/v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", short=("hpa",)),
+    _r(
+        "autoscaling/v2",
+        "horizontalpodautoscalers",
+        "HorizontalPodAutoscaler",
+        short=("hpa",),
+        subs=_STATUS,
+    ),
     # batch
-    _r("batch/v1", "cronjobs", "CronJob", short=("cj",), categories=_ALL),
-    _r("batch/v1", "jobs", "Job", categories=_ALL),
+    _r("batch/v1", "cronjobs", "CronJob", short=("cj",), categories=_ALL, subs=_STATUS),
+    _r("batch/v1", "jobs", "Job", categories=_ALL, subs=_STATUS),
     # networking
     _r("networking.k8s.io/v1", "ingressclasses", "IngressClass", False),
-    _r("networking.k8s.io/v1", "ingresses", "Ingress", short=("ing",)),
+    _r("networking.k8s.io/v1", "ingresses", "Ingress", short=("ing",), subs=_STATUS),
     _r("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", short=("netpol",)),
     # policy
-    _r("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",)),
+    _r("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), subs=_STATUS),
     # rbac
     _r("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding", False),
     _r("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", False),
@@ -160,7 +259,7 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     _r("storage.k8s.io/v1", "csidrivers", "CSIDriver", False),
     _r("storage.k8s.io/v1", "csinodes", "CSINode", False),
     _r("storage.k8s.io/v1", "storageclasses", "StorageClass", False, ("sc",)),
-    _r("storage.k8s.io/v1", "volumeattachments", "VolumeAttachment", False),
+    _r("storage.k8s.io/v1", "volumeattachments", "VolumeAttachment", False, subs=_STATUS),
     # apiextensions
     _r(
         "apiextensions.k8s.io/v1",
@@ -169,6 +268,7 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
         False,
         ("crd", "crds"),
         categories=("api-extensions",),
+        subs=_STATUS,
     ),
     # coordination
     _r("coordination.k8s.io/v1", "leases", "Lease"),
@@ -311,6 +411,9 @@ class Registry:
                     categories=tuple(names.get("categories") or ()),
                     list_kind=names.get("listKind") or "",
                     custom=True,
+                    subresources=tuple(
+                        sub for sub in ("scale", "status") if sub in (v.get("subresources") or {})
+                    ),
                 )
             )
         return out
@@ -330,16 +433,42 @@ class Registry:
         with self._lock:
             if not self.has_group_version(group, version):
                 return None
-            resources = [
-                rt.discovery_entry()
-                for rt in self._types.values()
-                if rt.group == group and rt.version == version
-            ]
+            resources = []
+            for rt in self._types.values():
+                if rt.group == group and rt.version == version:
+                    resources.append(rt.discovery_entry())
+                    resources.extend(rt.subresource_entries())
         return {
             "kind": "APIResourceList",
             "apiVersion": "v1",
             "groupVersion": f"{group}/{version}" if group else version,
             "resources": resources,
+        }
+
+    def aggregated(self, core: bool) -> dict[str, Any]:
+        """``apidiscovery.k8s.io/v2`` APIGroupDiscoveryList: every group (``/apis``) or the
+        core group (``/api``) with all resources in one document, as kubectl prefers."""
+        with self._lock:
+            groups = [g for g in self._groups if (g == "") == core]
+            items = []
+            for group in groups:
+                versions = []
+                for version in sorted(self._groups[group], key=version_priority):
+                    resources = [
+                        rt.aggregated_entry()
+                        for rt in self._types.values()
+                        if rt.group == group and rt.version == version
+                    ]
+                    versions.append(
+                        {"version": version, "resources": resources, "freshness": "Current"}
+                    )
+                meta: dict[str, Any] = {"name": group} if group else {}
+                items.append({"metadata": meta, "versions": versions})
+        return {
+            "kind": "APIGroupDiscoveryList",
+            "apiVersion": "apidiscovery.k8s.io/v2",
+            "metadata": {},
+            "items": items,
         }
 
     def api_group(self, group: str) -> dict[str, Any] | None:

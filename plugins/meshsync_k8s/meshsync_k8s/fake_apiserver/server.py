@@ -57,6 +57,7 @@ VERSION_INFO = {
 }
 
 _JSON = "application/json"
+_AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 _OPENAPI_V2_PB = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 _HEALTH = frozenset({"/healthz", "/livez", "/readyz"})
 #: Kinds whose DELETE returns the object (graceful/finalized) rather than a Success Status.
@@ -330,6 +331,9 @@ class FakeApiServer:
             return _json(VERSION_INFO)
         if head == "openapi":
             return self._openapi(segs)
+        if len(segs) == 1 and head in ("api", "apis") and _wants_aggregated(request):
+            body = orjson.dumps(self.registry.aggregated(core=head == "api"))
+            return web.Response(body=body, headers={"Content-Type": _AGGREGATED})
         if head == "api":
             if len(segs) == 1:
                 return _json(self.registry.api_versions(f"127.0.0.1:{self.port}"))
@@ -714,6 +718,21 @@ class FakeApiServer:
         notify = make_notifier(asyncio.get_running_loop(), wake)
         watcher = Watcher(rt, namespace, label_reqs, field_reqs, notify)
         return await WatchStream(self, request, rt, watcher, wake, opts).run()
+
+
+def _wants_aggregated(request: web.Request) -> bool:
+    """Does the client accept aggregated discovery v2 (kubectl and client-go do)?"""
+    for media in request.headers.get("Accept", "").split(","):
+        params = {
+            k.strip(): v.strip() for k, _, v in (p.partition("=") for p in media.split(";")[1:])
+        }
+        if (params.get("g"), params.get("v"), params.get("as")) == (
+            "apidiscovery.k8s.io",
+            "v2",
+            "APIGroupDiscoveryList",
+        ):
+            return True
+    return False
 
 
 def _is_discovery(segs: list[str]) -> bool:

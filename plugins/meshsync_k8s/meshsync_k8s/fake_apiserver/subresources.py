@@ -10,19 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .resources import ResourceType
+from .resources import SERVED_SUBRESOURCES, ResourceType
 
 STATUS = "status"
 SCALE = "scale"
-#: Resources with a scale subresource (a CRD's ``subresources.scale`` is not modelled).
-SCALABLE = frozenset(
-    {("apps", "deployments"), ("apps", "replicasets"), ("apps", "statefulsets"),
-     ("", "replicationcontrollers")}
-)  # fmt: skip
 
 
 def served(rt: ResourceType, sub: str) -> bool:
-    return sub == STATUS or (sub == SCALE and rt.storage_key in SCALABLE)
+    return sub in SERVED_SUBRESOURCES and sub in rt.subresources
 
 
 def view(sub: str, obj: dict[str, Any]) -> dict[str, Any]:
