@@ -56,8 +56,11 @@ _NAMED_ESCAPES = {
 }
 #: Longest rendered key written as a simple ``key: value``; readers cap implicit keys at 1024.
 _MAX_SIMPLE_KEY = 1000
-#: Cached renderings are dropped when a cache grows beyond this many entries.
-_CACHE_LIMIT = 200_000
+#: Cached renderings are dropped when a cache grows beyond this many entries (bounds memory to
+#: a few MB; common keys and values are back in the cache after a few objects).
+_CACHE_LIMIT = 50_000
+#: Longer strings are rendered every time: they are rarely repeated and would bloat the cache.
+_CACHE_MAX_LEN = 256
 
 _value_cache: dict[str, str] = {}
 _key_cache: dict[str, str] = {}
@@ -197,9 +200,10 @@ def _writer() -> tuple[Callable[..., None], Callable[..., None]]:
         if "\n" in value and _literal_ok(value):
             return None
         text = render_str(value)
-        if len(value_cache) >= _CACHE_LIMIT:
-            value_cache.clear()
-        value_cache[value] = text
+        if len(value) <= _CACHE_MAX_LEN:
+            if len(value_cache) >= _CACHE_LIMIT:
+                value_cache.clear()
+            value_cache[value] = text
         return text
 
     def write_map(mapping: dict[Any, Any], indent: str, out: list[str], first: str) -> None:
