@@ -6,15 +6,21 @@ MeshSync's source lists, and once unpaged; first it pages in-process (the server
 no HTTP). Prints objects/s. Note: with large pages the aiohttp client's default 64 KiB read
 buffer costs noticeably; ``ClientSession(read_bufsize=2**20)`` is ~1.4x faster.
 
-    /work/venv/bin/python bench/bench_fake_apiserver.py [N ...]   (default 10000 100000)
+    /work/venv/bin/python bench/bench_fake_apiserver.py [N ...] [--mode same|process|both]
+
+(default N: 10000 100000). "process" runs the server in a child process so that the client's
+decoding and the server use different cores, which is how to keep the fake out of the way of
+a client benchmark on a 2-core machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import multiprocessing
 import re
-import sys
 import time
+from typing import Any
 
 import aiohttp
 import orjson
@@ -82,7 +88,21 @@ def page_in_process(server: FakeApiServer, plural: str) -> tuple[int, int]:
             return count, size
 
 
-async def bench(n: int) -> None:
+async def http_rows(url: str, label: str) -> None:
+    """Page through pods and configmaps at ``url``: raw, decoded, and unpaged."""
+    async with aiohttp.ClientSession() as session:
+        for plural, kind in (("pods", "Pod"), ("configmaps", "ConfigMap")):
+            for limit, decode in ((500, False), (500, True), (0, False)):
+                t = time.perf_counter()
+                count, size = await page_through(
+                    session, f"{url}/api/v1/{plural}", kind, limit, decode
+                )
+                dt = time.perf_counter() - t
+                print(row(f"{label} {plural}", limit, decode, count, size, dt))
+
+
+async def bench_same_process(n: int) -> None:
+    """Server and client share one process and event loop, as in MeshSync's async tests."""
     server = FakeApiServer()
     t0 = time.perf_counter()
     objs = list(bulk_objects(n))
@@ -101,22 +121,44 @@ async def bench(n: int) -> None:
         print(row(f"in-process {plural}", 500, False, count, size, time.perf_counter() - t))
     await server.start()
     try:
-        async with aiohttp.ClientSession() as session:
-            for plural, kind in (("pods", "Pod"), ("configmaps", "ConfigMap")):
-                for limit, decode in ((500, False), (500, True), (0, False)):
-                    url = f"{server.url}/api/v1/{plural}"
-                    t = time.perf_counter()
-                    count, size = await page_through(session, url, kind, limit, decode)
-                    dt = time.perf_counter() - t
-                    print(row(f"HTTP /api/v1/{plural}", limit, decode, count, size, dt))
+        await http_rows(server.url, "HTTP")
     finally:
         await server.stop()
 
 
+def _serve_in_child(n: int, urls: multiprocessing.Queue, done: Any) -> None:
+    with FakeApiServer.in_thread() as server:
+        server.load(bulk_objects(n))
+        urls.put(server.url)
+        done.wait()
+
+
+def bench_other_process(n: int) -> None:
+    """The server in a child process: the client's decoding gets the other core to itself."""
+    urls: multiprocessing.Queue = multiprocessing.Queue()
+    done = multiprocessing.Event()
+    child = multiprocessing.Process(target=_serve_in_child, args=(n, urls, done), daemon=True)
+    child.start()
+    try:
+        url = urls.get(timeout=600)
+        print(f"\nN={n:,}, server in a separate process")
+        print(HEADER)
+        asyncio.run(http_rows(url, "HTTP(proc)"))
+    finally:
+        done.set()
+        child.join(timeout=30)
+
+
 def main() -> None:
-    sizes = [int(a) for a in sys.argv[1:]] or [10_000, 100_000]
-    for n in sizes:
-        asyncio.run(bench(n))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[10_000, 100_000])
+    parser.add_argument("--mode", choices=("same", "process", "both"), default="both")
+    args = parser.parse_args()
+    for n in args.sizes:
+        if args.mode in ("same", "both"):
+            asyncio.run(bench_same_process(n))
+        if args.mode in ("process", "both"):
+            bench_other_process(n)
 
 
 if __name__ == "__main__":
