@@ -1,9 +1,11 @@
 """The HTTP side: an aiohttp app that speaks the kube-apiserver REST protocol, and FakeApiServer.
 
 Routing follows the real URL layout (``/api/v1/namespaces/<ns>/<plural>/<name>``,
-``/apis/<group>/<version>/...``); all semantics live in :mod:`.store`, so the programmatic API
-(``server.create`` ...) and HTTP requests behave identically. Watches are chunked
-newline-delimited JSON streams fed from each watcher's queue.
+``/apis/<group>/<version>/...``). Object semantics (identity, resourceVersions, conflicts,
+history) live in :mod:`.store` and are shared by HTTP and the programmatic API
+(``server.create`` ...). HTTP requests additionally get what kube's admission and controllers
+add around a write: namespace existence/termination checks, the two-step namespace deletion,
+garbage collection by ownerReferences, and managedFields. Watches are served by :mod:`.watch`.
 """
 
 from __future__ import annotations
