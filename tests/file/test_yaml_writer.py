@@ -400,3 +400,31 @@ def test_kubectl_reads_tricky_values_identically(tmp_path: Path) -> None:
         k: (v, decoded["data"].get(k)) for k, v in data.items() if decoded["data"].get(k) != v
     }
     assert not mismatched, list(mismatched.items())[:5]
+
+
+def random_value(rng: random.Random, depth: int) -> object:
+    """A random JSON-like value: nested dicts/lists (also empty) with tricky scalars."""
+    roll = rng.random()
+    if depth > 0 and roll < 0.25:
+        return {rng.choice(STRINGS): random_value(rng, depth - 1) for _ in range(rng.randint(0, 4))}
+    if depth > 0 and roll < 0.45:
+        return [random_value(rng, depth - 1) for _ in range(rng.randint(0, 4))]
+    return rng.choice(
+        [
+            rng.choice(STRINGS),
+            rng.choice(STRINGS),
+            rng.randint(-(10**12), 10**12),
+            rng.choice([0.5, -1e-9, 3e20, 0.1, float("inf")]),
+            rng.choice([True, False, None]),
+        ]
+    )
+
+
+def test_random_nested_structures_round_trip() -> None:
+    rng = random.Random(20261125)
+    documents = [random_value(rng, 6) for _ in range(1500)]
+    for doc in documents:
+        assert same(roundtrip(doc), doc), dump_document(doc)
+    assert all(
+        same(a, b) for a, b in zip(yaml.safe_load_all(dump(documents)), documents, strict=True)
+    )
