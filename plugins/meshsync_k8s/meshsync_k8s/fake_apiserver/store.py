@@ -15,6 +15,7 @@ import binascii
 import bisect
 import datetime as _dt
 import gc
+import itertools
 import random
 import secrets
 import threading
@@ -393,39 +394,47 @@ class Store:
         resourceVersion sees the objects as ADDED (or MODIFIED when they replaced one).
         Namespaces, CRDs and objects that already exist take the ordinary create/update path.
         """
-        for_object = self.registry.for_object
         types: dict[tuple[Any, Any], ResourceType] = {}
         now = now_timestamp()
         n = 0
         gc_was_enabled = gc.isenabled()
         gc.disable()  # millions of new containers would trigger needless full collections
         try:
-            with self.lock:
-                for original in objs:
-                    tkey = (original.get("apiVersion"), original.get("kind"))
-                    rt = types.get(tkey)
-                    if rt is None:
-                        rt = types[tkey] = for_object(original)
-                    obj, meta = _own_copy(original)
-                    key = self._identity(rt, meta, generate=True)
-                    bucket = self.bucket(rt.storage_key)
-                    if key in bucket.entries:
-                        self.update(rt, obj, check_rv=False)
-                    elif rt.group == CRD_GROUP or rt.plural == "namespaces":
-                        self.create(rt, obj, trusted=True)
-                    else:
-                        if not meta.get("uid"):
-                            meta["uid"] = fast_uuid4()
-                        if not meta.get("creationTimestamp"):
-                            meta["creationTimestamp"] = now
-                        if "generation" not in meta and ("spec" in obj or rt.custom):
-                            meta["generation"] = 1
-                        self._commit(rt, ADDED, obj, meta, None, bulk=True)
-                    n += 1
+            it = iter(objs)
+            # Batches: the lock is released between them, so a server thread keeps serving.
+            while batch := list(itertools.islice(it, 1000)):
+                with self.lock:
+                    for original in batch:
+                        self._load_one(original, types, now)
+                n += len(batch)
         finally:
             if gc_was_enabled:
                 gc.enable()
         return n
+
+    def _load_one(
+        self, original: dict[str, Any], types: dict[tuple[Any, Any], ResourceType], now: str
+    ) -> None:
+        if not isinstance(original, dict):
+            raise bad_request("objects to load must be dicts")
+        tkey = (original.get("apiVersion"), original.get("kind"))
+        rt = types.get(tkey)
+        if rt is None:
+            rt = types[tkey] = self.registry.for_object(original)
+        obj, meta = _own_copy(original)
+        key = self._identity(rt, meta, generate=True)
+        if key in self.bucket(rt.storage_key).entries:
+            self.update(rt, obj, check_rv=False)
+        elif rt.group == CRD_GROUP or rt.plural == "namespaces":
+            self.create(rt, obj, trusted=True)  # they have side effects and defaults
+        else:
+            if not meta.get("uid"):
+                meta["uid"] = fast_uuid4()
+            if not meta.get("creationTimestamp"):
+                meta["creationTimestamp"] = now
+            if "generation" not in meta and ("spec" in obj or rt.custom):
+                meta["generation"] = 1
+            self._commit(rt, ADDED, obj, meta, None, bulk=True)
 
     def compact(self) -> None:
         """Forget all history: watches/continues from any earlier resourceVersion get 410."""
