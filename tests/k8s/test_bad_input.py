@@ -24,10 +24,10 @@ from meshsync_core.testing import CaptureSink
 from .conftest import FAST, wait_until
 
 
-async def _run(kubeconfig: Path | str, **options) -> tuple[int, str]:
+async def _run(kubeconfig: Path | str, once: bool = False, **options) -> tuple[int, str]:
     values = {"kubeconfig": str(kubeconfig), **options}
     source = KubernetesSource(Options(values), tuning=FAST)
-    result = await Engine([source], [CaptureSink()]).run()
+    result = await Engine([source], [CaptureSink()], once=once, stop_after=30).run()
     return result.exit_code, result.reason
 
 
@@ -321,5 +321,36 @@ async def test_rotated_token_file_is_reread_on_401(tmp_path) -> None:
         assert source.stats()["lists"] == 1  # the watch resumed; nothing was re-listed
         engine.stop("done")
         await task
+    finally:
+        await server.stop()
+
+
+async def test_https_with_ca_data_and_client_certificate(tmp_path) -> None:
+    import base64
+
+    import trustme
+    import yaml
+
+    server = FakeApiServer(token="t", tls=True)
+    await server.start()
+    try:
+        path = server.write_kubeconfig(tmp_path / "kc")
+        config = yaml.safe_load(path.read_text())
+        client_cert = trustme.CA().issue_cert("meshsync")
+        user = config["users"][0]["user"]
+        user["client-certificate-data"] = base64.b64encode(
+            b"".join(blob.bytes() for blob in client_cert.cert_chain_pems)
+        ).decode()
+        user["client-key-data"] = base64.b64encode(client_cert.private_key_pem.bytes()).decode()
+        path.write_text(yaml.safe_dump(config))
+        code, reason = await _run(path, once=True, resources=["namespaces"])
+        assert (code, reason) == (0, "initial sync complete (--once)")
+
+        # without the CA the server's certificate cannot be verified: a clear start-up error
+        del config["clusters"][0]["cluster"]["certificate-authority-data"]
+        path.write_text(yaml.safe_dump(config))
+        code, reason = await _run(path)
+        assert code == 2 and "cannot reach the Kubernetes API server at https://" in reason
+        assert "certificate verify failed" in reason
     finally:
         await server.stop()
