@@ -382,3 +382,11 @@ async def test_malformed_input_is_a_status_not_a_crash(
         result = await resp.json()
     assert (resp.status, result["kind"], result["code"]) == (status, "Status", status)
     assert server.get(cm("web-config")) == before  # nothing was half-applied
+
+
+def test_programmatic_namespace_delete_is_immediate(threaded: FakeApiServer) -> None:
+    last = threaded.delete({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
+    assert last["metadata"]["name"] == "shop"
+    assert threaded.objects("pods") == []
+    assert threaded.objects("widgets", "example.com") == []
+    assert "shop" not in [n["metadata"]["name"] for n in threaded.objects("namespaces")]

@@ -198,3 +198,25 @@ async def test_aggregated_discovery_v2(http: aiohttp.ClientSession) -> None:
     # Without the v2 media type the legacy documents are served.
     async with http.get("/apis", headers={"Accept": "application/json"}) as resp:
         assert (await resp.json())["kind"] == "APIGroupList"
+
+
+async def test_updating_a_crd_changes_its_served_versions(
+    server: FakeApiServer, http: aiohttp.ClientSession
+) -> None:
+    ref = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+    }
+    crd = server.get(ref)
+    assert crd is not None
+    crd["spec"]["versions"].append({"name": "v2", "served": True, "storage": False})
+    crd["spec"]["versions"][0]["served"] = False  # stop serving v1alpha1
+    server.update(crd)
+    async with http.get("/apis/example.com") as resp:
+        group = await resp.json()
+    assert [v["version"] for v in group["versions"]] == ["v2", "v1"]
+    async with http.get("/apis/example.com/v2/namespaces/shop/widgets/blue") as resp:
+        assert (await resp.json())["apiVersion"] == "example.com/v2"
+    async with http.get("/apis/example.com/v1alpha1/widgets") as resp:
+        assert resp.status == 404

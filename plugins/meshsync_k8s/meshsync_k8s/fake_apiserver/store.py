@@ -219,10 +219,6 @@ class Store:
                 (namespace if rt.namespaced else "", name)
             )
 
-    def count(self, rt: ResourceType) -> int:
-        with self.lock:
-            return len(self.bucket(rt.storage_key).entries)
-
     def all_entries(self, rt: ResourceType) -> list[Entry]:
         with self.lock:
             b = self.bucket(rt.storage_key)
