@@ -516,7 +516,7 @@ def demo_cluster() -> list[dict[str, Any]]:
             "metadata": _meta("web-db", ns, labels=labels),
             "type": "Opaque",
             "data": {
-                "username": base64.b64encode(b"shop").decode(),
+                "username": base64.b64encode(b"web-db-admin").decode(),
                 "password": base64.b64encode(b"s3cr3t-passw0rd").decode(),
             },
         }
