@@ -385,8 +385,12 @@ def test_kubectl_reads_tricky_values_identically(tmp_path: Path) -> None:
         "metadata": {"name": "tricky", "labels": labels, "annotations": {"a": "On"}},
         "data": data,
     }
+    by_key = {**manifest, "metadata": {"name": "tricky-keys"}}
+    by_key["data"] = {s: f"v{i}" for i, s in enumerate(valid)}  # tricky strings as keys
     path = tmp_path / "tricky.yaml"
-    path.write_text("---\n" + dump_document(manifest), encoding="utf-8")
+    path.write_text(
+        "---\n" + dump_document(manifest) + "---\n" + dump_document(by_key), encoding="utf-8"
+    )
     result = subprocess.run(
         [str(KUBECTL), "annotate", "--local", "-f", str(path), "x-", "-o", "json"],
         capture_output=True,
@@ -394,12 +398,17 @@ def test_kubectl_reads_tricky_values_identically(tmp_path: Path) -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    decoded = json.loads(result.stdout)
-    assert decoded["metadata"]["labels"] == labels
-    mismatched = {
-        k: (v, decoded["data"].get(k)) for k, v in data.items() if decoded["data"].get(k) != v
-    }
-    assert not mismatched, list(mismatched.items())[:5]
+    decoder, text, objects = json.JSONDecoder(), result.stdout.strip(), []
+    while text:  # kubectl prints one JSON object per input document
+        obj, end = decoder.raw_decode(text)
+        objects.append(obj)
+        text = text[end:].lstrip()
+    first, second = objects
+    assert first["metadata"]["labels"] == labels
+    for expected, decoded in ((data, first["data"]), (by_key["data"], second["data"])):
+        mismatched = {k: (v, decoded.get(k)) for k, v in expected.items() if decoded.get(k) != v}
+        assert not mismatched, list(mismatched.items())[:5]
+        assert len(decoded) == len(expected)
 
 
 def random_value(rng: random.Random, depth: int) -> object:
