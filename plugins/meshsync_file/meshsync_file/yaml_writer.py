@@ -25,11 +25,19 @@ tests check that on many tricky strings.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["dump", "dump_document", "render_key", "render_scalar"]
+__all__ = [
+    "IMPLEMENTATION",
+    "dump",
+    "dump_document",
+    "python_dump_document",
+    "render_key",
+    "render_scalar",
+]
 
 #: Strings that may be written without quotes (see the module docstring).
 _PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9_./@+=:-]*")
@@ -156,6 +164,13 @@ def _block_scalar(text: str, indent: str, out: list[str]) -> None:
         out.append(inner + line + "\n" if line else "\n")
 
 
+def _block_text(text: str, indent_len: int) -> str:
+    """What :func:`_block_scalar` appends, as one string (for the C writer)."""
+    out: list[str] = []
+    _block_scalar(text, " " * indent_len, out)
+    return "".join(out)
+
+
 def _normalize(value: Any) -> Any:
     """An exact dict/list/str/int/float for subclasses and tuples (the rare, slow path)."""
     if value is None:
@@ -178,7 +193,7 @@ def _normalize(value: Any) -> Any:
 _SCALAR_TYPES = (type(None), bool, int, float)
 
 
-def _writer() -> tuple[Callable[..., None], Callable[..., None]]:
+def _writer() -> tuple[Callable[..., Any], ...]:
     """Build the recursive map/sequence writers with their caches bound as fast locals."""
     value_cache = _value_cache
     key_cache = _key_cache
@@ -289,14 +304,40 @@ def _writer() -> tuple[Callable[..., None], Callable[..., None]]:
                 write_seq([_normalize(item)], indent, out, lead)
             lead = indent
 
-    return write_map, write_seq
+    return write_map, write_seq, key_text, str_text
 
 
-_write_map, _write_seq = _writer()
+_write_map, _write_seq, _key_text, _str_text = _writer()
+
+
+def _load_c_writer() -> Callable[[dict[Any, Any]], str] | None:
+    """The C version of the map writer, if it was built and not disabled.
+
+    It shares this module's caches and calls back into it for every string it has not seen,
+    so both versions write the same bytes (the tests compare them). Set
+    ``MESHSYNC_YAML_PURE_PYTHON=1`` to use the pure-Python writer.
+    """
+    if os.environ.get("MESHSYNC_YAML_PURE_PYTHON", "").lower() in ("1", "true", "yes"):
+        return None
+    try:
+        from meshsync_file import _cwriter  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    _cwriter.setup(
+        _key_cache, _value_cache, _key_text, _str_text, _block_text, _normalize, render_scalar
+    )
+    return _cwriter.dump_map  # type: ignore[no-any-return]
+
+
+_c_dump_map = _load_c_writer()
+#: "c" when the compiled writer is in use, else "python" (reported by the benchmark).
+IMPLEMENTATION = "c" if _c_dump_map is not None else "python"
 
 
 def dump_document(obj: Any) -> str:
     """One YAML document (no ``---``), ending with a newline. Top level is usually a dict."""
+    if type(obj) is dict and obj and _c_dump_map is not None:
+        return _c_dump_map(obj)
     if type(obj) is not dict and type(obj) is not list:
         obj = _normalize(obj)
     out: list[str] = []
@@ -314,6 +355,18 @@ def dump_document(obj: Any) -> str:
     else:
         out.append(render_scalar(obj) + "\n")
     return "".join(out)
+
+
+def python_dump_document(obj: Any) -> str:
+    """:func:`dump_document` in pure Python: the reference the C writer is tested against."""
+    saved = globals()["_c_dump_map"]
+    if saved is None:
+        return dump_document(obj)
+    globals()["_c_dump_map"] = None
+    try:
+        return dump_document(obj)
+    finally:
+        globals()["_c_dump_map"] = saved
 
 
 def dump(documents: Any) -> str:
