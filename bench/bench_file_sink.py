@@ -13,6 +13,8 @@ Rows:
   py-floor    a bare pure-Python walk over the same objects that does no YAML work at all: the
               interpreter's floor for any pure-Python serializer
   writer      manifest cleaning + meshsync_file.yaml_writer + UTF-8 encode: "YAML writing alone"
+              (with the compiled layout engine when it is built)
+  writer-python  the same with MESHSYNC_YAML_PURE_PYTHON=1 (the pure-Python writer)
   writer-pods / writer-configmaps   the same per kind
   pyyaml-c    yaml.dump(..., Dumper=CSafeDumper) on a sample (PyYAML's C emitter), extrapolated
   sink        the real Engine: MemorySource -> secret redaction -> FileSink --once, snapshot and
@@ -312,10 +314,12 @@ def _walk(value: Any, out: list[str]) -> None:
 
 def run_row(row: str, count: int, repeat: int = 1) -> dict[str, Any]:
     """Run one row in this process; return its measurements."""
+    if row == "writer-python":
+        os.environ["MESHSYNC_YAML_PURE_PYTHON"] = "1"  # before yaml_writer is imported
     import orjson
     import yaml
     from meshsync_file.manifest import clean
-    from meshsync_file.yaml_writer import dump_document
+    from meshsync_file.yaml_writer import IMPLEMENTATION, dump_document
 
     from meshsync_core import EventType, Options, Resource
 
@@ -413,6 +417,7 @@ def run_row(row: str, count: int, repeat: int = 1) -> dict[str, Any]:
         "bytes_per_object": round(out_bytes / done),
         "peak_rss_mb": round(peak / 1e6),
         "extra_rss_per_object": round(max(peak - baseline, 0) / count),
+        "implementation": IMPLEMENTATION,
         **extra,
     }
 
@@ -472,6 +477,7 @@ def main() -> None:
             f"{r['mb_per_s']:>7} {r['bytes_per_object']:>9,} {r['peak_rss_mb']:>11,} "
             f"{r['extra_rss_per_object']:>13,}"
         )
+    print("YAML writer: " + ", ".join(f"{r['row']}={r['implementation']}" for r in results))
     for r in results:
         if "store_bytes_per_object" in r:
             print(
