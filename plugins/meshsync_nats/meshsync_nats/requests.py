@@ -102,6 +102,7 @@ class RequestHandler:
             self._warn("ignoring malformed request on %s: %s", SUBJECT_REQUEST, str(exc))
             return
         self.handled[entity] = self.handled.get(entity, 0) + 1
+        self.log.debug("request %r received", entity)
         try:
             if entity == INFORMER_STORE:
                 await self.informer_store(reply_subject(payload))

@@ -5,11 +5,12 @@ How a change travels::
     deliver([...]) --live--> publish (no flush per message) --> unconfirmed segment
                    \\--NATS down--> PendingBuffer (bounded, coalescing) --reconnect--> publish
 
-Core NATS has no acknowledgement, so the sink confirms with a PING/PONG round trip (nats-py
-``flush``) in a background task, never per message. Whatever was published but not confirmed
-when the connection drops (plus a short window of recently confirmed changes the server may not
-have forwarded yet) goes back into the pending buffer and is sent again after reconnecting,
-after ``--nats-resend-delay`` so that subscribers such as Meshery Server have reconnected too.
+Core NATS has no acknowledgement, so the sink confirms with a round trip in a background task
+(a marker message to its own inbox, behind the changes), never per message. Whatever was
+published but not confirmed when the connection drops (plus a short window of recently confirmed
+changes the server may not have forwarded yet) goes back into the pending buffer and is sent
+again after reconnecting, after ``--nats-resend-delay`` so that subscribers such as Meshery
+Server have reconnected too.
 If the buffer ever had to drop a state, the sink asks the sources to resync once NATS is back,
 so the consumer still ends up with the current state.
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import Counter, deque
@@ -105,6 +107,9 @@ class NatsSink(Sink):
         self._connector: asyncio.Task[None] | None = None
         self._confirmer: asyncio.Task[None] | None = None
         self._confirm_wake = asyncio.Event()
+        self._marker_subject = ""
+        self._marker_seq = itertools.count(1)
+        self._markers: dict[int, asyncio.Future[None]] = {}
         self._segment: list[Event] = []  # published, not yet part of a confirmation
         self._sealed: list[list[Event]] = []  # waiting for the PONG of a flush
         self._recent: deque[tuple[float, list[Event]]] = deque()  # confirmed lately
@@ -198,7 +203,7 @@ class NatsSink(Sink):
                 if failed:
                     self.pending.add_older(failed)
                     break
-            await self.nc.flush(timeout=max(int(self.ack_timeout), 1))
+            await self._roundtrip()
             self._segment, self._sealed = [], []
 
     # -- connection ------------------------------------------------------------------------
@@ -224,7 +229,12 @@ class NatsSink(Sink):
         self._failures = 0
         self._auth_logged = False
         self.log.info("connected to NATS at %s", self._current_url())
+        self._marker_subject = self.nc.new_inbox()
+        await self.nc.subscribe(self._marker_subject, cb=self._on_marker)
         await self.nc.subscribe(SUBJECT_REQUEST, queue=QUEUE_GROUP, cb=self._on_request)
+        # The server has both subscriptions once this round trip is back: "ready" then
+        # includes answering requests.
+        await self._roundtrip()
         if self.jetstream:
             await self._ensure_stream()
         if self.pending:
@@ -540,7 +550,7 @@ class NatsSink(Sink):
     # -- confirmation (core NATS) -------------------------------------------------------------
 
     async def _confirm_loop(self) -> None:
-        """PING/PONG behind the publishes: what a PONG covers has reached the server."""
+        """Round trips behind the publishes: what a returned marker covers reached the server."""
         while True:
             await self._confirm_wake.wait()
             self._confirm_wake.clear()
@@ -549,12 +559,12 @@ class NatsSink(Sink):
             segment, self._segment = self._segment, []
             self._sealed.append(segment)
             try:
-                await self.nc.flush(timeout=max(int(self.ack_timeout), 1))
+                await self._roundtrip()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 # Disconnected (the callback re-queues every sealed segment) or slow: a later
-                # PONG confirms this segment too, since PONGs come back in order.
+                # marker confirms this segment too, since markers come back in order.
                 continue
             now = time.monotonic()
             while self._sealed:
@@ -565,6 +575,30 @@ class NatsSink(Sink):
             cutoff = now - REPLAY_WINDOW
             while self._recent and self._recent[0][0] < cutoff:
                 self._recent.popleft()
+
+    async def _roundtrip(self) -> None:
+        """Wait until the server has processed everything published so far.
+
+        A marker goes to our own inbox through the same ordered output buffer as the changes;
+        its echo proves the server took everything before it. (nats-py's ``flush()`` writes its
+        PING straight to the socket, so it can overtake commands still in the client's buffer.)
+        """
+        token = next(self._marker_seq)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._markers[token] = future
+        try:
+            await self.nc.publish(self._marker_subject, str(token).encode())
+            await asyncio.wait_for(future, max(self.ack_timeout, 1.0))
+        finally:
+            self._markers.pop(token, None)
+
+    async def _on_marker(self, msg: Msg) -> None:
+        try:
+            future = self._markers.get(int(msg.data))
+        except ValueError:
+            return
+        if future is not None and not future.done():
+            future.set_result(None)
 
     # -- requests --------------------------------------------------------------------------
 
