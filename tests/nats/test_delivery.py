@@ -170,9 +170,11 @@ async def test_jetstream_survives_restart_with_zero_missing_events(tmp_path) -> 
         async with Running(Engine([source], [sink])) as run:
             await source.started()
             await wait_connected(sink)
-            await churn(source, rng, 100)
-            await asyncio.to_thread(server.restart)
-            await churn(source, rng, 100)
+            progress = [0]
+            changes = asyncio.create_task(churn(source, rng, 300, 0.002, progress=progress))
+            await wait_until(lambda: progress[0] >= 100, what="changes streaming")
+            await asyncio.to_thread(server.restart)  # while changes keep coming
+            await changes
             await wait_until(
                 lambda: sink.nc.is_connected and sink._live and not sink.pending,
                 timeout=20,
@@ -192,7 +194,9 @@ async def test_jetstream_survives_restart_with_zero_missing_events(tmp_path) -> 
         await reader.close()
     finally:
         server.stop()
-    assert len(sent) > 200
+    assert len(sent) > 300
+    assert sink.stats["disconnects"] >= 1 and sink.stats["reconnects"] >= 1
+    assert sink.stats["buffered"] > 0  # changes did arrive while the server was away
     assert sorted(set(sent) - set(stored)) == []  # zero missing
     assert len(stored) == len(set(stored))  # de-duplicated by Nats-Msg-Id
 

@@ -407,6 +407,7 @@ class NatsSink(Sink):
                 await asyncio.wait_for(self._progress.wait(), 1.0)
 
     def _buffer(self, events: Sequence[Event]) -> None:
+        self._count("buffered", len(events))
         self.pending.extend(events)
         self._note_drops()
         self.metrics.set("pending_changes", float(len(self.pending)))
