@@ -471,7 +471,6 @@ class NatsSink(Sink):
         publish = nc.publish
         envelope = wire.envelope
         meshery_ids = self.meshery_ids
-        segment = self._segment
         sent = 0
         for index, event in enumerate(events):
             if not nc.is_connected:
@@ -488,7 +487,13 @@ class NatsSink(Sink):
             except Exception as exc:
                 self._unsendable(event, exc)
                 continue
-            segment.append(event)
+            if not nc.is_connected:
+                # Dropped while this one was being written, and the disconnect handler may
+                # already have re-queued the segment: keep it (a duplicate at worst).
+                self._count("published", sent)
+                return list(events[index:])
+            # Not a local alias: the disconnect handler swaps the list while we await.
+            self._segment.append(event)
             sent += 1
         self._count("published", sent)
         self._confirm_wake.set()

@@ -51,16 +51,27 @@ def meshery_id(cluster_id: str, kind: str, api_version: str, namespace: str, nam
 
 
 def _key_values(values: Mapping[str, Any], kind: str, obj_id: str) -> list[dict[str, Any]]:
-    unique = obj_id != ""
+    items = sorted(values.items()) if len(values) > 1 else list(values.items())
+    if obj_id:  # Meshery ids: each entry also gets a fresh unique_id, as Meshery's SetID does
+        return [
+            {
+                "id": obj_id,
+                "unique_id": str(uuid.uuid4()),
+                "kind": kind,
+                "key": key,
+                "value": value if value.__class__ is str else json_text(value),
+            }
+            for key, value in items
+        ]
     return [
         {
-            "id": obj_id,
-            "unique_id": str(uuid.uuid4()) if unique else "",
+            "id": "",
+            "unique_id": "",
             "kind": kind,
             "key": key,
-            "value": value if isinstance(value, str) else json_text(value),
+            "value": value if value.__class__ is str else json_text(value),
         }
-        for key, value in sorted(values.items())
+        for key, value in items
     ]
 
 
