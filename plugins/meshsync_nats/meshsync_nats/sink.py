@@ -328,6 +328,10 @@ class NatsSink(Sink):
                     len(self.pending),
                 )
             return
+        if isinstance(exc, (nats.errors.UnexpectedEOF, nats.errors.StaleConnectionError, OSError)):
+            # The connection is going away; the disconnect handler says so in plain words.
+            self.log.debug("NATS connection error: %s", text)
+            return
         self._warn_limited(f"NATS error: {text}")
 
     async def _on_disconnected(self) -> None:
