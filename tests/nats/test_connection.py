@@ -10,7 +10,7 @@ import nkeys
 import pytest
 from meshsync_nats.connection import ConnectionSettings, mask_url, normalise_url, parse_servers
 from meshsync_nats.sink import NatsSink
-from meshsync_nats.testing import TlsFiles
+from meshsync_nats.testing import TlsFiles, make_user_creds
 
 from meshsync_core import ConfigError, Engine, Options
 from meshsync_core.cli import build_run_command, parse_params
@@ -225,3 +225,10 @@ async def test_tls_server_not_trusted_is_reported(
             what="TLS failure logged",
         )
         assert not sink.ready
+
+
+async def test_credentials_file_auth(nats_server_factory, tmp_path: Path) -> None:
+    """Decentralised (operator/account/user JWT) authentication with a .creds file."""
+    config, creds = make_user_creds(tmp_path / "creds")
+    server = nats_server_factory(extra_config=config)
+    await deliver_one(server.url, nats_creds=str(creds), sub_user_credentials=str(creds))

@@ -13,8 +13,11 @@ a generated configuration file.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -71,6 +74,67 @@ def make_tls_files(directory: Path) -> TlsFiles:
     return files
 
 
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _signed_jwt(claims: dict[str, Any], signer: Any) -> str:
+    """A NATS JWT (``ed25519-nkey``) signed by an nkeys key pair."""
+    header = _b64url(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+    claims = {"iat": int(time.time()), **claims}
+    digest = hashlib.sha256(json.dumps(claims, sort_keys=True).encode()).digest()
+    claims["jti"] = base64.b32encode(digest).decode().rstrip("=")
+    body = _b64url(json.dumps(claims).encode())
+    return f"{header}.{body}.{_b64url(signer.sign(f'{header}.{body}'.encode()))}"
+
+
+def make_user_creds(directory: Path) -> tuple[str, Path]:
+    """Decentralised auth for tests: an operator, an account and a user, all generated.
+
+    Returns the server configuration (operator JWT, memory resolver preloaded with the
+    account) and the path of the user's ``.creds`` file (JWT + NKEY seed).
+    """
+    import nkeys
+
+    def keypair(prefix: int) -> tuple[bytes, Any, str]:
+        seed = nkeys.encode_seed(os.urandom(32), prefix)
+        pair = nkeys.from_seed(bytearray(seed))
+        return seed, pair, pair.public_key.decode()
+
+    _, operator, operator_pub = keypair(nkeys.PREFIX_BYTE_OPERATOR)
+    _, account, account_pub = keypair(nkeys.PREFIX_BYTE_ACCOUNT)
+    user_seed, _, user_pub = keypair(nkeys.PREFIX_BYTE_USER)
+    unlimited = {"subs": -1, "data": -1, "payload": -1}
+    operator_jwt = _signed_jwt(
+        {"iss": operator_pub, "sub": operator_pub, "name": "test-operator",
+         "nats": {"type": "operator", "version": 2}},
+        operator,
+    )  # fmt: skip
+    account_jwt = _signed_jwt(
+        {"iss": operator_pub, "sub": account_pub, "name": "test-account",
+         "nats": {"type": "account", "version": 2,
+                  "limits": {**unlimited, "imports": -1, "exports": -1, "wildcards": True,
+                             "conn": -1, "leaf": -1}}},
+        operator,
+    )  # fmt: skip
+    user_jwt = _signed_jwt(
+        {"iss": account_pub, "sub": user_pub, "name": "meshsync",
+         "nats": {"type": "user", "version": 2, "pub": {}, "sub": {}, **unlimited}},
+        account,
+    )  # fmt: skip
+    directory.mkdir(parents=True, exist_ok=True)
+    creds = directory / "user.creds"
+    creds.write_text(
+        f"-----BEGIN NATS USER JWT-----\n{user_jwt}\n------END NATS USER JWT------\n\n"
+        f"-----BEGIN USER NKEY SEED-----\n{user_seed.decode()}\n------END USER NKEY SEED------\n"
+    )
+    config = (
+        f"operator: {operator_jwt}\nresolver: MEMORY\n"
+        f"resolver_preload: {{ {account_pub}: {account_jwt} }}\n"
+    )
+    return config, creds
+
+
 def _quote(value: str) -> str:
     return json.dumps(value)
 
@@ -90,6 +154,7 @@ class NatsServer:
         tls: TlsFiles | None = None,
         verify_clients: bool = False,
         port: int | None = None,
+        extra_config: str = "",
         start_timeout: float = 10.0,
     ) -> None:
         self.workdir = Path(workdir)
@@ -101,7 +166,9 @@ class NatsServer:
         self.binary = find_binary()
         self.process: subprocess.Popen[bytes] | None = None
         self.config = self.workdir / "nats.conf"
-        self.config.write_text(self._config_text(user, password, token, nkey, verify_clients))
+        self.config.write_text(
+            self._config_text(user, password, token, nkey, verify_clients) + extra_config
+        )
         self.log_file = self.workdir / "nats-server.log"
 
     def _config_text(
@@ -264,4 +331,11 @@ if pytest is not None:
         return make_tls_files(tmp_path / "tls")
 
 
-__all__ = ["NatsServer", "TlsFiles", "find_binary", "free_port", "make_tls_files"]
+__all__ = [
+    "NatsServer",
+    "TlsFiles",
+    "find_binary",
+    "free_port",
+    "make_tls_files",
+    "make_user_creds",
+]
