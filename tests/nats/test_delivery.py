@@ -293,3 +293,24 @@ async def test_object_larger_than_max_payload_is_skipped_loudly(
     errors = log_lines(caplog, logging.ERROR, "cannot publish pods default/huge")
     assert len(errors) == 1
     assert sink.stats["unsendable"] == 1
+
+
+async def test_jetstream_stream_created_with_requested_settings(
+    jetstream_server: NatsServer,
+) -> None:
+    sink = NatsSink(
+        nats_options(
+            jetstream_server.url,
+            nats_jetstream=True,
+            nats_stream="MESHSYNC_CUSTOM",
+            nats_stream_retention="interest",
+            nats_stream_max_age=3600.0,
+        )
+    )
+    async with Running(Engine([ModelSource([pod("a")])], [sink])):
+        await wait_connected(sink)
+        info = await sink.nc.jsm().stream_info("MESHSYNC_CUSTOM")
+    assert info.config.retention == "interest"
+    assert info.config.max_age == 3600.0
+    assert info.config.subjects == [wire.SUBJECT_CORE]
+    assert info.config.duplicate_window == 120.0
