@@ -130,3 +130,34 @@ def test_tracked_bytes_per_object_is_small() -> None:
         sys.getsizeof(k) + sys.getsizeof(v) for k, v in state.items()
     )
     assert total / len(state) <= 300
+
+
+async def test_gc_pause_is_nestable_across_tasks() -> None:
+    import asyncio
+    import gc
+
+    from meshsync_k8s.client import gc_paused
+
+    assert gc.isenabled()
+    step = asyncio.Event()
+
+    async def first() -> None:
+        with gc_paused():
+            assert not gc.isenabled()
+            await step.wait()  # second() pauses and ends meanwhile
+            assert not gc.isenabled()
+
+    async def second() -> None:
+        with gc_paused():
+            step.set()
+        assert not gc.isenabled()  # first() still holds its pause
+
+    await asyncio.gather(first(), second())
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # a collector disabled by the application stays disabled
+    finally:
+        gc.enable()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
@@ -69,6 +70,9 @@ _REASONS = {
 
 _gc_pauses = 0
 _gc_reenable = False
+_gc_paused_since = 0.0
+#: Longest stretch (s) that overlapping pauses may keep the collector from running.
+MAX_GC_PAUSE = 1.0
 
 
 @contextlib.contextmanager
@@ -81,17 +85,24 @@ def gc_paused() -> Iterator[None]:
     and keeps re-traversing the pages in flight - which halves list throughput. The pause is
     held while a page is decoded and emitted; the collector runs normally between pages.
     """
-    global _gc_pauses, _gc_reenable
+    global _gc_pauses, _gc_reenable, _gc_paused_since
     if _gc_pauses == 0:
         _gc_reenable = gc.isenabled()
+        _gc_paused_since = time.monotonic()
         gc.disable()
     _gc_pauses += 1
     try:
         yield
     finally:
         _gc_pauses -= 1
-        if _gc_pauses == 0 and _gc_reenable:
-            gc.enable()
+        if _gc_pauses == 0:
+            if _gc_reenable:
+                gc.enable()
+        elif _gc_reenable and time.monotonic() - _gc_paused_since > MAX_GC_PAUSE:
+            # Overlapping pauses (several lists, a slow sink) must not starve the collector:
+            # collect the young generations now and then, as it would have done by itself.
+            gc.collect(1)
+            _gc_paused_since = time.monotonic()
 
 
 def decode(body: bytes) -> Any:
