@@ -263,6 +263,7 @@ async def test_jetstream_mode_without_jetstream_says_so(
             what="JetStream error line",
         )
         assert sink.stats["published"] == 0  # kept, not lost: retried once JetStream works
+        assert not sink.ready
         await wait_until(lambda: len(sink.pending) == 1, what="change kept in the buffer")
 
 

@@ -154,8 +154,13 @@ class NatsSink(Sink):
 
     @property
     def ready(self) -> bool:
-        """Connected, and every source has finished its initial sync."""
-        return self.nc.is_connected and self._ctx is not None and self._ctx.synced
+        """Connected (with its stream, in JetStream mode), and every source has synced."""
+        return (
+            self.nc.is_connected
+            and (self._stream_ok or not self.jetstream)
+            and self._ctx is not None
+            and self._ctx.synced
+        )
 
     async def on_synced(self) -> None:
         self.log.info(
