@@ -117,7 +117,12 @@ def build_run_command(manager: PluginManager) -> click.Command:
 def parse_params(
     command: click.Command, args: list[str], defaults: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Parse ``args`` for ``command`` with ``defaults`` as its default map (config or library)."""
+    """Options for ``command`` from ``args``, with ``defaults`` winning over environment variables.
+
+    This is the library path (``api.resolve_options``): values a program passes explicitly must
+    beat whatever happens to be in the environment, and they go through the same click types
+    (``"8s"`` -> 8.0) as flags.
+    """
     known = {p.name for p in command.params if p.name}
     unknown = sorted(set(defaults) - known - _CONFIG_ONLY_KEYS)
     if unknown:
@@ -127,9 +132,13 @@ def parse_params(
     default_map = normalise_defaults(command, defaults)
     try:
         ctx = command.make_context(command.name, list(args), default_map=default_map)
+        params = dict(ctx.params)
+        for param in command.params:
+            if param.name in default_map:
+                params[param.name] = param.type_cast_value(ctx, default_map[param.name])
     except click.UsageError as exc:
         raise ConfigError(exc.format_message()) from None
-    return dict(ctx.params)
+    return params
 
 
 def normalise_defaults(command: click.Command, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -61,8 +61,12 @@ class SinkContext(Protocol):
 
     log: logging.Logger
 
-    def request_stop(self, reason: str) -> None:
-        """Ask the engine to shut down cleanly (flush and close every sink, exit 0)."""
+    def request_stop(self, reason: str, exit_code: int = 0) -> None:
+        """Ask the engine to shut down (flush and close every sink); non-zero = the run failed."""
+
+    @property
+    def supports_current_state(self) -> bool:
+        """Whether any source can list its current state (``current_state`` yields anything)."""
 
     async def request_resync(self) -> None:
         """Ask every source to re-list; the sinks then see the current state again."""

@@ -105,8 +105,15 @@ class _SinkContext:
         self._engine = engine
         self.log = sink.log
 
-    def request_stop(self, reason: str) -> None:
-        self._engine.stop(reason)
+    def request_stop(self, reason: str, exit_code: int = 0) -> None:
+        self._engine.stop(reason, exit_code)
+
+    @property
+    def supports_current_state(self) -> bool:
+        return any(
+            type(source).current_state is not Source.current_state
+            for source in self._engine.sources
+        )
 
     async def request_resync(self) -> None:
         await asyncio.gather(*(source.resync() for source in self._engine.sources))
@@ -164,6 +171,7 @@ class Engine:
         self.synced = asyncio.Event()
         self._stop_requested = asyncio.Event()
         self._stop_reason = ""
+        self._exit_code = 0
         self._unsynced = {source.name for source in self.sources}
         self._since_yield = 0
         self._started_at = 0.0
@@ -171,10 +179,18 @@ class Engine:
 
     # -- public ----------------------------------------------------------------------------
 
-    def stop(self, reason: str = "stop requested") -> None:
-        """Ask the run to end cleanly; safe to call from signal handlers and several times."""
-        if not self._stop_requested.is_set():
+    def stop(self, reason: str = "stop requested", exit_code: int = 0) -> None:
+        """Ask the run to end; safe to call from signal handlers and several times.
+
+        The first reason is kept; a non-zero ``exit_code`` (a sink that could not do its job)
+        makes the run fail even if the stop was requested cleanly before.
+        """
+        if exit_code and not self._exit_code:
+            self._exit_code = exit_code
             self._stop_reason = reason
+        if not self._stop_requested.is_set():
+            if not self._exit_code or exit_code:
+                self._stop_reason = reason
             self._stop_requested.set()
 
     @property
@@ -229,7 +245,6 @@ class Engine:
             for source in self.sources
         ]
         removers = self._install_signal_handlers() if self.handle_signals else []
-        exit_code = 0
         try:
             stop_wait = asyncio.create_task(self._stop_requested.wait())
             sources_done = asyncio.gather(*source_tasks, return_exceptions=True)
@@ -242,7 +257,7 @@ class Engine:
                 if sources_done.done():
                     failed = [r for r in sources_done.result() if isinstance(r, BaseException)]
                     if failed and len(failed) == len(source_tasks):
-                        exit_code = 1
+                        self._exit_code = 1
                         self._stop_reason = f"every source failed: {failed[0]}"
                     else:
                         self._stop_reason = "sources finished"
@@ -257,8 +272,11 @@ class Engine:
             await asyncio.gather(*source_tasks, return_exceptions=True)
             await self._drain_sinks()
             await self._close_all()
-        log.info("stopped: %s", self._stop_reason)
-        return RunResult(exit_code, self._stop_reason, self.stats)
+        if self._exit_code:
+            log.error("stopped: %s", self._stop_reason)
+        else:
+            log.info("stopped: %s", self._stop_reason)
+        return RunResult(self._exit_code, self._stop_reason, self.stats)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -276,9 +294,14 @@ class Engine:
         for component in [*self.sources, *(lane.sink for lane in self.lanes)]:
             try:
                 await component.close()
+            except MeshSyncError as exc:  # the component could not finish its job: say why
+                self.stats.errors[component.name] += 1
+                component.log.error("%s", exc)
+                self.stop(str(exc), exc.exit_code or 1)
             except Exception:
                 self.stats.errors[component.name] += 1
                 log_failure(component.log, "%r failed to close", component.name)
+                self.stop(f"{component.name!r} failed to close", 1)
 
     async def _run_source(self, source: Source) -> None:
         ctx = _SourceContext(self, source)

@@ -77,3 +77,10 @@ async def test_arun_reports_configuration_errors_as_results() -> None:
     result = await arun(source="three", outputs=["captured"], manager=manager, options={"x": 1})
     assert result.exit_code == 2
     assert result.reason.startswith("unknown setting(s) x;")
+
+
+async def test_values_passed_by_a_program_beat_environment_variables(monkeypatch) -> None:
+    manager = PluginManager.from_plugins(make_plugin())
+    monkeypatch.setenv("MESHSYNC_LOG_FORMAT", "json")
+    assert resolve_options(manager, {})["log_format"] == "json"
+    assert resolve_options(manager, {"log_format": "text"})["log_format"] == "text"

@@ -245,3 +245,37 @@ async def test_readiness_needs_synced_sources_and_ready_sinks() -> None:
     e1.stop()
     e2.stop()
     await asyncio.gather(t1, t2)
+
+
+async def test_a_sink_can_fail_the_run_with_a_reason() -> None:
+    class Fatal(CaptureSink):
+        async def on_synced(self) -> None:
+            assert self.ctx is not None
+            self.ctx.request_stop("disk full", exit_code=1)
+
+    result = await Engine([MemorySource(events(2), keep_running=True)], [Fatal()]).run()
+    assert (result.exit_code, result.reason) == (1, "disk full")
+
+
+async def test_a_sink_that_cannot_finish_on_close_fails_the_run() -> None:
+    class CannotFinish(CaptureSink):
+        async def close(self) -> None:
+            raise StartupError("snapshot not written: No space left on device")
+
+    result = await Engine([MemorySource(events(2))], [CannotFinish(), CaptureSink(name="ok")]).run()
+    assert result.exit_code == 2
+    assert result.reason == "snapshot not written: No space left on device"
+
+
+async def test_sinks_can_tell_whether_any_source_lists_its_state() -> None:
+    class NoState(Source):
+        name = "nostate"
+
+        async def run(self, ctx) -> None:  # type: ignore[override]
+            ctx.initial_sync_complete()
+
+    with_state, without = CaptureSink(name="a"), CaptureSink(name="b")
+    await Engine([MemorySource(events(1))], [with_state]).run()
+    await Engine([NoState(Options())], [without]).run()
+    assert with_state.ctx is not None and with_state.ctx.supports_current_state
+    assert without.ctx is not None and not without.ctx.supports_current_state
