@@ -143,6 +143,7 @@ class KubernetesSource(Source):
                     raise StartupError(f"cannot read the MeshSync custom resource: {exc}") from None
                 if self.cr_config is not None:
                     self.log.info("MeshSync custom resource: %s", self.cr_config.describe())
+                    self._warn_unknown(self.cr_config)
                 else:
                     self.log.info("MeshSync custom resource %s", note)
         self.log.info("connected to %s, cluster id %s", where, self.cluster_id or "(unknown)")
@@ -363,6 +364,16 @@ class KubernetesSource(Source):
             )
             self._cr_watcher.start()
 
+    def _warn_unknown(self, config: MeshSyncConfig) -> None:
+        names = [name for name, _ in config.whitelist] + list(config.blacklist)
+        catalog = self.catalog()
+        unknown = [str(name) for name in names if resolve(name, catalog) is None]
+        if unknown:
+            self.log.warning(
+                "MeshSync custom resource names resource(s) this cluster does not serve (yet): %s",
+                ", ".join(unknown),
+            )
+
     async def _on_cr_event(self, event: Event) -> None:
         if event.name != meshsync_cr.NAME:
             return
@@ -377,6 +388,8 @@ class KubernetesSource(Source):
                 return
         if new != self.cr_config:
             self.cr_config = new
+            if new is not None:
+                self._warn_unknown(new)
             self.log.info(
                 "MeshSync custom resource %s: %s",
                 "deleted" if new is None else "changed",
