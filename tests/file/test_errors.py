@@ -103,6 +103,7 @@ async def test_disk_full_during_the_run_keeps_the_previous_snapshot(tmp_path: Pa
         assert not temp_path(target).exists()
         assert result.stats.errors["file"] >= 1
         assert result.reason.startswith("file: no space left")  # the sink stopped the run
+        assert result.exit_code == 1
 
 
 async def test_disk_full_writing_the_snapshot_keeps_the_previous_one(tmp_path: Path) -> None:
@@ -117,6 +118,7 @@ async def test_disk_full_writing_the_snapshot_keeps_the_previous_one(tmp_path: P
         assert target.read_text() == PREVIOUS
         assert sorted(os.listdir(small)) == ["snap.yaml"]
         assert result.stats.errors["file"] == 1
+        assert result.exit_code == 1
 
 
 async def test_write_failure_at_close_is_reported_and_cleans_up(
@@ -145,11 +147,6 @@ async def test_write_failure_at_close_is_reported_and_cleans_up(
     assert result.stats.errors["file"] == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: Engine._close_all logs a sink's close() error but keeps exit code 0 "
-    "(change requested); remove this mark when the core reports it",
-)
 async def test_write_failure_gives_a_non_zero_exit_code(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -158,7 +155,8 @@ async def test_write_failure_gives_a_non_zero_exit_code(
 
     monkeypatch.setattr(snapshot_module, "_write_all", no_space)
     _sink, result = await run_file_sink(cluster_events(), path=tmp_path / "s.yaml", once=True)
-    assert result.exit_code != 0
+    assert result.exit_code == 1
+    assert result.reason.startswith("file: no space left on the device writing the snapshot")
 
 
 async def test_stale_temp_of_a_killed_run_is_removed(tmp_path: Path) -> None:

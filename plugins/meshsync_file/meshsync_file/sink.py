@@ -336,12 +336,13 @@ class FileSink(Sink):
         self.log.info("wrote %d objects to %s", len(docs), path)
 
     def _fail(self, message: str) -> None:
-        """Record the first error, say it clearly, and end the run: nothing more can be saved."""
+        """Record the first error, say it clearly, and end the run as failed (exit code 1):
+        nothing more can be saved."""
         self.log.error("%s", message)
         if self.error is None:
             self.error = message
         if self.ctx is not None:
-            self.ctx.request_stop(message)
+            self.ctx.request_stop(message, exit_code=SnapshotWriteError.exit_code)
 
 
 # -- checks made before the run, so that a bad path fails at start-up --------------------------
