@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from meshsync_file import yaml_writer
-from meshsync_file.yaml_writer import dump, dump_document, python_dump_document, render_scalar
+from meshsync_file.yaml_writer import dump, dump_document, render_scalar
 
 KUBECTL = Path("/work/venv/bin/kubectl")
 
@@ -449,17 +449,3 @@ def test_random_nested_structures_round_trip() -> None:
     assert all(
         same(a, b) for a, b in zip(yaml.safe_load_all(dump(documents)), documents, strict=True)
     )
-
-
-def test_c_writer_writes_the_same_bytes_as_python(implementation: str) -> None:
-    """The compiled writer is only a faster layout engine: same output, byte for byte."""
-    if implementation != "c":
-        pytest.skip("compares the C writer with the Python one")
-    from .k8s_objects import build_cluster
-
-    rng = random.Random(99)
-    documents: list[object] = [obj for _, obj in build_cluster()]
-    documents += [{"v": s, s: [s, {"k": s}], "n": {s: {}}} for s in STRINGS]
-    documents += [{"r": random_value(rng, 7), "s": random_value(rng, 4)} for _ in range(2000)]
-    for doc in documents:
-        assert dump_document(doc) == python_dump_document(doc), doc
