@@ -65,6 +65,8 @@ class _SinkLane:
         self.name = sink.name or type(sink).__name__
         #: time.monotonic() when the current deliver() call started, 0 when idle.
         self.delivering_since = 0.0
+        #: Set while the SYNCED marker waits for room in a full queue.
+        self.marker_put: asyncio.Future[None] | None = None
 
 
 class _SourceContext:
@@ -86,6 +88,8 @@ class _SourceContext:
             if event is None:
                 return
         for lane in engine.lanes:
+            if lane.marker_put is not None:
+                await lane.marker_put  # the SYNCED marker goes in before any later event
             await lane.queue.put(event)
         engine._since_yield += 1
         if engine._since_yield >= 256:
@@ -175,7 +179,6 @@ class Engine:
         self._unsynced = {source.name for source in self.sources}
         self._since_yield = 0
         self._started_at = 0.0
-        self._pending: set[asyncio.Future[None]] = set()
 
     # -- public ----------------------------------------------------------------------------
 
@@ -324,10 +327,16 @@ class Engine:
             self.synced.set()
             marker = synced_marker(name)
             for lane in self.lanes:
-                # Never blocks for long: the marker waits behind at most queue_size events.
-                task = asyncio.ensure_future(lane.queue.put(marker))
-                self._pending.add(task)
-                task.add_done_callback(self._pending.discard)
+                try:
+                    lane.queue.put_nowait(marker)
+                except asyncio.QueueFull:
+                    # Queue full: a task waits for room, and emit() waits for that task, so no
+                    # event emitted after initial_sync_complete() can overtake the marker.
+                    lane.marker_put = asyncio.ensure_future(self._put_marker(lane, marker))
+
+    async def _put_marker(self, lane: _SinkLane, marker: Event) -> None:
+        await lane.queue.put(marker)
+        lane.marker_put = None
 
     async def _sink_worker(self, lane: _SinkLane) -> None:
         queue, sink, stats = lane.queue, lane.sink, self.stats

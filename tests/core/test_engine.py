@@ -5,7 +5,17 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from meshsync_core import Engine, Event, EventType, Options, Sink, Source, StartupError, Transform
+from meshsync_core import (
+    Engine,
+    Event,
+    EventType,
+    Options,
+    Sink,
+    Source,
+    SourceContext,
+    StartupError,
+    Transform,
+)
 from meshsync_core.testing import CaptureSink, MemorySource, make_event
 
 
@@ -279,3 +289,29 @@ async def test_sinks_can_tell_whether_any_source_lists_its_state() -> None:
     await Engine([NoState(Options())], [without]).run()
     assert with_state.ctx is not None and with_state.ctx.supports_current_state
     assert without.ctx is not None and not without.ctx.supports_current_state
+
+
+async def test_events_after_the_initial_sync_never_overtake_the_marker() -> None:
+    """Even with full queues, on_synced sees exactly the events emitted before the signal."""
+
+    class ThenMore(MemorySource):
+        async def run(self, ctx: SourceContext) -> None:  # type: ignore[override]
+            for event in self.events:
+                await ctx.emit(event)
+            ctx.initial_sync_complete()
+            for i in range(50):
+                await ctx.emit(make_event(f"after-{i}"))
+
+    class Marks(CaptureSink):
+        async def on_synced(self) -> None:
+            self.at_sync = list(self.names)
+            await super().on_synced()
+
+    for queue_size in (1, 3, 1000):
+        sink = Marks(delay=0.0005)
+        await Engine(
+            [ThenMore(events(20, "before"))], [sink, CaptureSink(name="other")],
+            queue_size=queue_size, batch_size=2,
+        ).run()  # fmt: skip
+        assert sink.at_sync == [f"before-{i}" for i in range(20)], queue_size
+        assert len(sink.events) == 70
