@@ -336,6 +336,10 @@ def demo_cluster() -> list[dict[str, Any]]:
                     {"type": "Hostname", "address": "node-1"},
                 ],
                 "nodeInfo": {
+                    "machineID": "5f0c8a2e9d1b4c7a8e3f6d2b1a9c0e47",
+                    "systemUUID": "5f0c8a2e-9d1b-4c7a-8e3f-6d2b1a9c0e47",
+                    "bootID": "0d3e7c1a-52b4-4f6e-9a8d-2c1b0e9f7a63",
+                    "kubeProxyVersion": "",
                     "kubeletVersion": "v1.34.0",
                     "containerRuntimeVersion": "containerd://2.1.0",
                     "osImage": "Debian GNU/Linux 12 (bookworm)",
