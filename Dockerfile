@@ -3,6 +3,11 @@
 
 # ---- build: wheels for meshsync, its plugins and every dependency -------------------------------
 FROM python:3.12-slim AS build
+# A C compiler for the file sink's optional YAML writer extension (it falls back to pure Python).
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY meshsync_core ./meshsync_core
