@@ -165,7 +165,16 @@ def test_kubeconfig_order_and_in_cluster(tmp_path) -> None:
         load_connection(None, None, environ={}, service_account_dir=sa, home=tmp_path)
 
 
-def test_cli_prints_one_line_and_exits_2(tmp_path, capsys) -> None:
+@pytest.fixture
+def restore_logging():
+    """``main`` configures the meshsync logger for a terminal; undo it for later tests."""
+    logger = logging.getLogger("meshsync")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path, capsys, restore_logging) -> None:
     path = tmp_path / "kubeconfig"
     path.write_text("clusters: [oops\n")
     code = main(["run", "--source", "k8s", "--output", "console", "--kubeconfig", str(path)])

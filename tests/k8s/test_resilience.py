@@ -131,7 +131,9 @@ async def test_relist_without_changes_emits_nothing(server, run_source) -> None:
     running = await _started(server, run_source, n=120)
     before = len(running.sink.events)
     lists = running.source.stats()["lists"]
-    server.faults.expire_watches()
+    # pods, configmaps and the internal CRD watch must be open before they can expire
+    await wait_until(lambda: len(server.store.watchers()) >= 3, what="three open watches")
+    assert server.faults.expire_watches() >= 3
     await wait_until(lambda: running.source.stats()["lists"] >= lists + 2, what="re-lists")
     await wait_until(lambda: running.source.stats()["watches"] >= 4, what="watches resumed")
     assert len(running.sink.events) == before
