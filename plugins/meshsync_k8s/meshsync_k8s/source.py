@@ -183,6 +183,8 @@ class KubernetesSource(Source):
                     log=self.log,
                 )
                 self._crd_watcher.start()
+                # Built-in resources need not wait for the CRD list (which can be many MB).
+                await self._reconcile()
                 await listed.wait()
             await self._reconcile()
             self._setup_done = True
