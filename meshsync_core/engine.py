@@ -28,6 +28,7 @@ from meshsync_core.errors import MeshSyncError, StartupError
 from meshsync_core.events import Event, EventType, synced_marker
 
 log = logging.getLogger("meshsync.engine")
+_monotonic = time.monotonic
 
 _STOP = object()  # queue sentinel: no more events for this sink
 
@@ -75,22 +76,28 @@ class _SourceContext:
         self._name = source.name
         self.log = source.log
         self._synced = False
+        self._stat_keys = {etype: (source.name, etype.value) for etype in EventType}
 
     async def emit(self, event: Event) -> None:
+        # The hot path: runs once per object. Keep it free of anything that could be per batch.
         engine = self._engine
         if not event.source:
             event.source = self._name
         stats = engine.stats
-        stats.emitted[(self._name, event.type.value)] += 1
-        stats.last_event_at = time.monotonic()
+        stats.emitted[self._stat_keys[event.type]] += 1
+        stats.last_event_at = _monotonic()
         if engine.transforms:
             event = engine.apply_transforms(event)  # type: ignore[assignment]
             if event is None:
                 return
         for lane in engine.lanes:
+            queue = lane.queue
+            if lane.marker_put is None and not queue.full():
+                queue.put_nowait(event)  # no coroutine when there is room
+                continue
             if lane.marker_put is not None:
                 await lane.marker_put  # the SYNCED marker goes in before any later event
-            await lane.queue.put(event)
+            await queue.put(event)
         engine._since_yield += 1
         if engine._since_yield >= 256:
             # A source that never waits on I/O would otherwise starve the sink workers.
