@@ -94,9 +94,7 @@ def test_manifests_apply_to_the_fake_api_server_with_kubectl(tmp_path: Path) -> 
     with FakeApiServer.in_thread() as server:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
         result = subprocess.run(
-            # Schema validation is kubernetes-validate's job above; the fake server has no OpenAPI.
-            [tool("kubectl"), "--kubeconfig", str(kubeconfig), "apply", "--validate=false",
-             "-f", str(MANIFESTS)],  # fmt: skip
+            [tool("kubectl"), "--kubeconfig", str(kubeconfig), "apply", "-f", str(MANIFESTS)],
             capture_output=True,
             text=True,
             timeout=60,
