@@ -10,7 +10,7 @@ that wants its own (watch restarts, reconnects) calls ``self.metrics.inc(...)`` 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Literal
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -33,6 +33,7 @@ class ComponentMetrics:
         self.component = component
         self.counters: dict[tuple[str, Labels], float] = {}
         self.gauges: dict[tuple[str, Labels], float] = {}
+        self.gauge_functions: dict[tuple[str, Labels], Callable[[], float]] = {}
         self.help: dict[str, str] = {}
 
     def describe(self, name: str, help_text: str) -> None:
@@ -44,6 +45,10 @@ class ComponentMetrics:
 
     def set(self, name: str, value: float, **labels: str) -> None:
         self.gauges[(name, tuple(sorted(labels.items())))] = value
+
+    def set_function(self, name: str, function: Callable[[], float], **labels: str) -> None:
+        """A gauge computed only when ``/metrics`` is scraped (e.g. objects tracked)."""
+        self.gauge_functions[(name, tuple(sorted(labels.items())))] = function
 
     def value(self, name: str, **labels: str) -> float:
         """Current value of a counter or gauge (0 if never touched): for tests and health."""
@@ -118,7 +123,12 @@ class EngineCollector(Collector):
         components += [lane.sink for lane in self.engine.lanes]
         for component in components:
             metrics = component.metrics
-            for kind, values in (("counter", metrics.counters), ("gauge", metrics.gauges)):
+            computed = {key: function() for key, function in metrics.gauge_functions.items()}
+            for kind, values in (
+                ("counter", metrics.counters),
+                ("gauge", metrics.gauges),
+                ("gauge", computed),
+            ):
                 for (name, labels), value in values.items():
                     full = f"meshsync_{name}"
                     label_names = ["plugin", *(k for k, _ in labels)]

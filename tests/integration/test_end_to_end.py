@@ -179,3 +179,44 @@ async def test_file_snapshot_equals_the_cluster_and_is_valid_kubernetes(
     )
     assert decoded.returncode == 0, decoded.stderr
     assert len(decoded.stdout.splitlines()) == len(docs)
+
+
+async def test_source_metrics_count_watch_restarts_and_410s(
+    cluster: tuple[FakeApiServer, Path],
+) -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from meshsync_core.metrics import EngineCollector
+
+    server, kubeconfig = cluster
+    engine, capture = wire({"kubeconfig": str(kubeconfig), "resources": ["configmaps"]})
+    registry = CollectorRegistry()
+    registry.register(EngineCollector(engine))
+    run = asyncio.create_task(engine.run())
+    try:
+        await capture.synced.wait()
+        source = engine.sources[0]
+        starts = 'meshsync_k8s_watch_starts_total{plugin="k8s",resource="configmaps.v1."}'
+
+        def sample(name: str) -> float:
+            for line in generate_latest(registry).decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.rsplit(" ", 1)[1])
+            return 0.0
+
+        async def until(condition) -> None:  # type: ignore[no-untyped-def]
+            while not condition():
+                await asyncio.sleep(0.02)  # the watcher reconnects on its own schedule
+
+        await asyncio.wait_for(until(lambda: sample(starts) >= 1), 10)
+        server.faults.expire_watches()
+        await asyncio.wait_for(until(lambda: sample(starts) >= 2), 10)
+        expired = (
+            'meshsync_k8s_watch_errors_total{code="410",plugin="k8s",resource="configmaps.v1."}'
+        )
+        assert sample(expired) == 1
+        tracked = sample('meshsync_k8s_objects_tracked{plugin="k8s"}')
+        assert tracked == len(server.objects("configmaps")) == source.tracked
+    finally:
+        engine.stop()
+        await run

@@ -65,6 +65,12 @@ class KubernetesSource(Source):
 
     def __init__(self, options: Options, *, tuning: Tuning | None = None) -> None:
         super().__init__(options)
+        self.metrics.describe("k8s_objects_tracked", "Objects emitted and not deleted.")
+        self.metrics.describe("k8s_watch_starts_total", "Watch requests started, per resource.")
+        self.metrics.describe(
+            "k8s_watch_errors_total", "List/watch failures per resource and HTTP code (410s)."
+        )
+        self.metrics.set_function("k8s_objects_tracked", lambda: float(self.tracked))
         self.kubeconfig: str | None = options.get("kubeconfig") or None
         self.context_name: str | None = options.get("context") or None
         self.includes, self.excludes = parse_resource_list(as_list(options.get("resources")))
@@ -335,6 +341,7 @@ class KubernetesSource(Source):
             source_name=self.name,
             state=state,
             namespace_filter=self.namespaces if namespace is None else None,
+            metrics=self.metrics,
         )
         if not self._synced:
             self._pending.add(watcher)

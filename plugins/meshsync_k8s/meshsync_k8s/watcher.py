@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshsync_core import Event, EventType
+from meshsync_core.metrics import ComponentMetrics
 from meshsync_k8s.client import ApiClient, ApiError, gc_paused
 from meshsync_k8s.resources import ApiResource
 
@@ -105,6 +106,7 @@ class ResourceWatcher:
         source_name: str = "k8s",
         state: dict[str, str] | None = None,
         namespace_filter: Collection[str] | None = None,
+        metrics: ComponentMetrics | None = None,
     ) -> None:
         self.client = client
         self.api = api
@@ -124,6 +126,7 @@ class ResourceWatcher:
         self.on_listed = on_listed
         self.log = log or logging.getLogger("meshsync.k8s")
         self.source_name = source_name
+        self.metrics = metrics or ComponentMetrics(source_name)
         self.params: dict[str, str] = {}
         if label_selector:
             self.params["labelSelector"] = label_selector
@@ -219,6 +222,7 @@ class ResourceWatcher:
                     backoff.reset()
                 started = time.monotonic()
                 received = self.received
+                self.metrics.inc("k8s_watch_starts_total", resource=self.resource.key)
                 if await self._interruptible(self._watch()):
                     # The stream ended normally (server timeout): re-watch at once - unless
                     # it ended immediately with nothing in it, which must not become a spin.
@@ -231,6 +235,9 @@ class ResourceWatcher:
             except ApiError as exc:
                 if self._stopping:
                     break
+                self.metrics.inc(
+                    "k8s_watch_errors_total", resource=self.resource.key, code=str(exc.code)
+                )
                 if exc.expired:
                     self.log.info("%s: %s; re-listing", self.label, exc)
                     need_list = True
