@@ -163,6 +163,5 @@ class Sink(Component):
         """Flush and release. Called once at shutdown, after the last ``deliver``."""
 
 
-#: A hook returns classes; anything callable with ``Options`` that returns a component works too.
-ComponentFactory = Callable[[Options], Component]
+#: ``SourceContext.emit`` as a plain callable, for code that is handed only the emit function.
 Emit = Callable[[Event], Awaitable[None]]

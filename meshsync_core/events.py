@@ -75,10 +75,6 @@ class Event:
     extra: dict[str, Any] | None = field(default=None)
 
     @property
-    def is_marker(self) -> bool:
-        return self.type is EventType.SYNCED
-
-    @property
     def metadata(self) -> dict[str, Any]:
         meta = self.object.get("metadata")
         return meta if isinstance(meta, dict) else {}

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from meshsync_core import Event, EventType
+from meshsync_core.components import Emit
 from meshsync_core.metrics import ComponentMetrics
 from meshsync_k8s.client import ApiClient, ApiError, gc_paused
 from meshsync_k8s.resources import ApiResource
@@ -77,7 +78,6 @@ class _Stopped(Exception):
     """Internal: the watcher was asked to stop between two pages."""
 
 
-Emit = Callable[[Event], Awaitable[None]]
 ListedCallback = Callable[["ResourceWatcher", bool], None]
 
 
