@@ -68,6 +68,8 @@ class _SinkLane:
         self.delivering_since = 0.0
         #: Set while the SYNCED marker waits for room in a full queue.
         self.marker_put: asyncio.Future[None] | None = None
+        #: Counter keys per event type, built once rather than per delivered event.
+        self.stat_keys = {etype: (self.name, etype.value) for etype in EventType}
 
 
 class _SourceContext:
@@ -374,7 +376,7 @@ class Engine:
                     await sink.deliver(batch)
                     stats.delivered[lane.name] += len(batch)
                     for event in batch:
-                        stats.delivered_by_type[(lane.name, event.type.value)] += 1
+                        stats.delivered_by_type[lane.stat_keys[event.type]] += 1
                 except Exception:
                     stats.errors[lane.name] += 1
                     log_failure(

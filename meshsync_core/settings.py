@@ -70,6 +70,14 @@ def env_flag(name: str, environ: Mapping[str, str] = os.environ) -> bool | None:
     raise ConfigError(f"{name}={environ[name]!r} is not a boolean: use true/false or 1/0")
 
 
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """``is not valid YAML (line 2, column 1): <problem>``: one line, no traceback."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"is not valid YAML{where}: {problem}"
+
+
 def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a YAML mapping of settings; keys may use dashes or underscores."""
     file = Path(path)
@@ -82,12 +90,7 @@ def load_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(
-            f"config file {str(file)!r} is not valid YAML{where}: {problem}"
-        ) from None
+        raise ConfigError(f"config file {str(file)!r} {yaml_problem(exc)}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

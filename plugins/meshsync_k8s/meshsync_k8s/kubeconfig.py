@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from meshsync_core import ConfigError
+from meshsync_core.settings import yaml_problem
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -136,10 +137,7 @@ def _load_yaml(file: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"kubeconfig {str(file)!r} is not valid YAML{where}: {problem}") from None
+        raise ConfigError(f"kubeconfig {str(file)!r} {yaml_problem(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -18,7 +18,7 @@ import pathlib
 import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import orjson
@@ -457,8 +457,7 @@ class FakeApiServer:
         sub: str = "",
     ) -> web.StreamResponse:
         q = request.query
-        label_reqs = parse_label_selector(q.get("labelSelector"))
-        field_reqs = parse_field_selector(q.get("fieldSelector"))
+        label_reqs, field_reqs = _selectors(q)
         try:
             limit = max(0, int(q.get("limit") or 0))
         except ValueError:
@@ -687,8 +686,7 @@ class FakeApiServer:
         sub: str = "",
     ) -> web.StreamResponse:
         q = request.query
-        label_reqs = parse_label_selector(q.get("labelSelector"))
-        field_reqs = parse_field_selector(q.get("fieldSelector"))
+        label_reqs, field_reqs = _selectors(q)
         with self.store.lock:
             page = self.store.list(rt, namespace, label_reqs, field_reqs)
             deleted = [self.store.delete(rt, e[NAMESPACE], e[NAME]) for e in page.entries]
@@ -711,8 +709,7 @@ class FakeApiServer:
         sub: str = "",
     ) -> web.StreamResponse:
         q = request.query
-        label_reqs = parse_label_selector(q.get("labelSelector"))
-        field_reqs = parse_field_selector(q.get("fieldSelector"))
+        label_reqs, field_reqs = _selectors(q)
         if name:  # /watch/namespaces/ns/pods/name (deprecated form) == fieldSelector on name
             field_reqs.append((("metadata", "name"), True, name))
         opts = WatchOptions.parse(q, request.headers.get("Accept", ""))
@@ -747,6 +744,14 @@ def _is_discovery(segs: list[str]) -> bool:
 def _method_not_allowed() -> ApiError:
     return ApiError(
         405, "the server does not allow this method on the requested resource", "MethodNotAllowed"
+    )
+
+
+def _selectors(query: Mapping[str, str]) -> tuple[Any, Any]:
+    """The parsed ``labelSelector`` and ``fieldSelector`` of a request (400 if malformed)."""
+    return (
+        parse_label_selector(query.get("labelSelector")),
+        parse_field_selector(query.get("fieldSelector")),
     )
 
 
