@@ -4,8 +4,10 @@
 
 ``nats``: initial sync of ``objects`` Pods and ConfigMaps (realistic, with managedFields) from the
 fake API server (its own process) through the k8s source and the NATS sink to a nats-py
-subscriber, against a raw floor measured in the same run: the same paginated GETs + orjson decode
-+ nats-py publish of each item, no framework. Then the latency from a change on the fake server
+subscriber, against raw floors measured in the same run, no framework: the same paginated GETs +
+orjson decode + nats-py publish of each item re-encoded (the issue's floor), and the same GETs +
+msgspec split + publish of each item's JSON slice as it is (no decode at all; MeshSync's own
+source works this way). Then the latency from a change on the fake server
 to its message at the subscriber, at 1,000 changes/s.
 
 ``file``: ``meshsync run --output file --once`` of the same cluster: objects/s end to end and
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing as mp
+import os
 import statistics
 import subprocess
 import sys
@@ -30,6 +33,7 @@ from pathlib import Path
 import aiohttp
 import nats
 import orjson
+from meshsync_k8s.raw_json import decode_page
 from meshsync_nats.testing import NatsServer
 from nats.aio.msg import Msg
 
@@ -85,6 +89,12 @@ def _subscribe(conn: Connection, url: str) -> None:
     asyncio.run(main())
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Subscriber:
     """A nats-py subscriber in its own process, as Meshery Server would be."""
 
@@ -94,6 +104,11 @@ class Subscriber:
         self._process = ctx.Process(target=_subscribe, args=(child, url), daemon=True)
         self._process.start()
         assert self._conn.recv() == "ready"
+
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None
+        return self._process.pid
 
     def _ask(self, command: str, arg: object = None, timeout: float = 300) -> object:
         self._conn.send((command, arg))
@@ -118,9 +133,12 @@ class Subscriber:
 
 
 async def raw_floor(
-    cluster: FakeClusterProcess, nats_url: str, sub: Subscriber
+    cluster: FakeClusterProcess, nats_url: str, sub: Subscriber, *, split: bool = False
 ) -> tuple[int, float]:
-    """Paginated GETs + orjson decode + nats-py publish of each item: no MeshSync at all."""
+    """Paginated GETs + decode + nats-py publish of each item: no MeshSync at all.
+
+    ``split``: msgspec cuts the page into per-item JSON slices, published as they are.
+    """
     nc = await nats.connect(nats_url, pending_size=512 * 1024 * 1024)
     start = time.time()
     total = 0
@@ -132,11 +150,19 @@ async def raw_floor(
                 if token:
                     url += f"&continue={token}"
                 async with session.get(url) as response:
-                    page = orjson.loads(await response.read())
-                for item in page["items"]:
-                    await nc.publish(SUBJECT, orjson.dumps(item))
-                total += len(page["items"])
-                token = page["metadata"].get("continue", "")
+                    body = await response.read()
+                if split:
+                    page = decode_page(body)
+                    for raw in page.items or ():
+                        await nc.publish(SUBJECT, bytes(raw))
+                    total += len(page.items or ())
+                    token = page.continue_token
+                else:
+                    items = orjson.loads(body)
+                    for item in items["items"]:
+                        await nc.publish(SUBJECT, orjson.dumps(item))
+                    total += len(items["items"])
+                    token = items["metadata"].get("continue", "")
                 if not token:
                     break
     await nc.flush()
@@ -155,6 +181,8 @@ async def bench_nats(objects: int) -> None:
         try:
             floor_n, floor_s = await raw_floor(cluster, server.url, sub)
             sub.reset()
+            split_n, split_s = await raw_floor(cluster, server.url, sub, split=True)
+            sub.reset()
 
             options = {
                 "kubeconfig": cluster.kubeconfig,
@@ -165,11 +193,20 @@ async def bench_nats(objects: int) -> None:
             }
             manager = PluginManager.from_entry_points()
             engine = build_engine(manager, resolve_options(manager, options))
+            assert server.process is not None
+            pids = {
+                "meshsync": os.getpid(),
+                "fake API server": cluster.pid,
+                "nats-server": server.process.pid,
+                "subscriber": sub.pid,
+            }
+            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             start = time.time()
             run = asyncio.create_task(engine.run())
             await engine.synced.wait()
             delivered = sum(engine.stats.emitted.values())
             ms_s = await sub.wait_for(delivered) - start
+            cpu_used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
             # The same engine, now tracking every object, serves the change stream. The source
             # hands memory back to the OS once, 1 s after its initial sync: let that pass so the
             # latency is the steady state's.
@@ -185,10 +222,20 @@ async def bench_nats(objects: int) -> None:
     print(f"{'path':<44} {'objects':>9} {'seconds':>8} {'objects/s':>10}")
     for label, n, seconds in (
         ("raw floor (GET+decode+publish)", floor_n, floor_s),
+        ("raw floor, no decode (GET+split+publish)", split_n, split_s),
         ("meshsync k8s -> nats (to subscriber)", delivered, ms_s),
     ):
         print(f"{label:<44} {n:>9,} {seconds:>8.2f} {n / seconds:>10,.0f}")
-    print(f"ratio to floor: {(delivered / ms_s) / (floor_n / floor_s):.2f}")
+    rate = delivered / ms_s
+    print(
+        f"ratio to floor: {rate / (floor_n / floor_s):.2f}; "
+        f"to the no-decode floor: {rate / (split_n / split_s):.2f}"
+    )
+    print(
+        "CPU per object during the MeshSync run: "
+        + ", ".join(f"{name} {cpu / delivered * 1e6:.1f} us" for name, cpu in cpu_used.items())
+        + f" (2 cores: {2 / delivered * ms_s * 1e6:.1f} us of CPU available per object)"
+    )
     if latencies:
         q = statistics.quantiles(latencies, n=100)
         p50, p99, worst = q[49] * 1000, q[98] * 1000, max(latencies) * 1000

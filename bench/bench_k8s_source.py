@@ -11,6 +11,10 @@ peak RSS is its own:
 * ``source`` - ``KubernetesSource`` with its default settings (21 default resources + CRD
   watching) in the real engine, into a sink that only counts, timed from engine start (which
   includes connecting and API discovery) until the sink is told the initial sync is complete.
+  The source hands objects over undecoded (``event.raw_json``), so this sink never pays for
+  building dicts;
+* ``source+read`` - the same, but the sink reads every ``event.object``, forcing the decode a
+  dict-reading sink (file, console) pays.
 
 Printed: objects/s, ratio source/floor, peak RSS, and the bytes retained per tracked object
 (the watchers' uid -> "rv\\0ns\\0name" structure, measured with sys.getsizeof and tracemalloc).
@@ -110,7 +114,7 @@ async def floor_worker(kubeconfig: str, gc_pause: bool) -> dict[str, Any]:
     return {"objects": count, "seconds": elapsed, "cpu": cpu, "peak_rss_kb": _peak_kb()}
 
 
-async def source_worker(kubeconfig: str) -> dict[str, Any]:
+async def source_worker(kubeconfig: str, read_objects: bool = False) -> dict[str, Any]:
     from meshsync_k8s.source import KubernetesSource
 
     from meshsync_core import Engine, Options, Sink
@@ -126,6 +130,9 @@ async def source_worker(kubeconfig: str) -> dict[str, Any]:
 
         async def deliver(self, events: Sequence[Any]) -> None:
             self.count += len(events)
+            if read_objects:
+                for event in events:
+                    event.object  # noqa: B018 - the decode is what is measured
 
         async def on_synced(self) -> None:
             self.synced_at = time.perf_counter()
@@ -182,13 +189,15 @@ async def breakdown(pages: int = 40) -> dict[str, float]:
     emit; the same into the real engine with the Secret redaction transform and a no-op sink.
     """
     import orjson
-    from meshsync_k8s.client import decode, gc_paused
+    from meshsync_k8s import raw_json
+    from meshsync_k8s.client import decode
     from meshsync_k8s.fake_apiserver import bulk_objects
     from meshsync_k8s.redaction import SecretRedaction
     from meshsync_k8s.resources import ApiResource
     from meshsync_k8s.watcher import ResourceWatcher
 
     from meshsync_core import Engine, Options, Sink, Source
+    from meshsync_core.gc_pause import gc_paused
 
     items = []
     for i, obj in enumerate(bulk_objects(PAGE)):
@@ -205,7 +214,11 @@ async def breakdown(pages: int = 40) -> dict[str, float]:
     start = time.process_time()
     for _ in range(pages):
         decode(body)
-    out["decode"] = per_object(start)
+    out["orjson decode"] = per_object(start)
+    start = time.process_time()
+    for _ in range(pages):
+        raw_json.decode_page(body)
+    out["msgspec split"] = per_object(start)
 
     async def noop(_event: Any) -> None:
         pass
@@ -215,12 +228,12 @@ async def breakdown(pages: int = 40) -> dict[str, float]:
         start = time.process_time()
         for _ in range(pages):
             watcher.state.clear()
-            page = decode(body)
+            page = raw_json.decode_page(body)
             with gc_paused():
-                await watcher._apply_page(page["items"], None, False)
+                await watcher._apply_page(page.items or [], None, False)
         return per_object(start)
 
-    out["decode + watcher"] = await pump(noop)
+    out["split + watcher"] = await pump(noop)
 
     class NullSink(Sink):
         name = "null"
@@ -232,7 +245,7 @@ async def breakdown(pages: int = 40) -> dict[str, float]:
         name = "pump"
 
         async def run(self, ctx: Any) -> None:
-            out["decode + watcher + engine"] = await pump(ctx.emit)
+            out["split + watcher + engine"] = await pump(ctx.emit)
             ctx.initial_sync_complete()
 
     await Engine([PumpSource(Options())], [NullSink(Options())], [SecretRedaction(Options())]).run()
@@ -258,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--objects", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--worker", choices=["floor", "floor-gc", "source"])
+    parser.add_argument("--worker", choices=["floor", "floor-gc", "source", "source+read"])
     parser.add_argument("--serve", action="store_true")
     parser.add_argument("--kubeconfig")
     args = parser.parse_args(argv)
@@ -266,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         serve(args.objects, args.kubeconfig)
         return 0
     if args.worker:
-        if args.worker == "source":
-            result = asyncio.run(source_worker(args.kubeconfig))
+        if args.worker.startswith("source"):
+            result = asyncio.run(source_worker(args.kubeconfig, args.worker == "source+read"))
         else:
             result = asyncio.run(floor_worker(args.kubeconfig, args.worker == "floor-gc"))
         print(json.dumps(result))
@@ -294,23 +307,25 @@ def main(argv: list[str] | None = None) -> int:
                 f"fake API server loaded {args.objects:,} objects in "
                 f"{time.perf_counter() - t0:.1f}s (own process); {os.cpu_count()} CPUs"
             )
-            plain, floors, sources = [], [], []
+            plain, floors, sources, reading = [], [], [], []
             for _ in range(args.rounds):
                 plain.append(run_worker("floor", kubeconfig))
                 floors.append(run_worker("floor-gc", kubeconfig))
                 sources.append(run_worker("source", kubeconfig))
+                reading.append(run_worker("source+read", kubeconfig))
         finally:
             if server.stdin:
                 server.stdin.close()
             server.wait(timeout=60)
 
     n = args.objects
-    for result in plain + floors + sources:
+    for result in plain + floors + sources + reading:
         if result["objects"] < n:
             raise SystemExit(f"a run saw only {result['objects']} of {n} objects")
     plain_rate = [r["objects"] / r["seconds"] for r in plain]
     floor_rate = [r["objects"] / r["seconds"] for r in floors]
     source_rate = [n / r["seconds"] for r in sources]
+    reading_rate = [n / r["seconds"] for r in reading]
     ratios = [s / f for s, f in zip(source_rate, floor_rate, strict=True)]
     best = max(range(len(sources)), key=lambda i: source_rate[i])
     src = sources[best]
@@ -319,16 +334,17 @@ def main(argv: list[str] | None = None) -> int:
         ("raw floor, plain orjson.loads, objects/s", _spread(plain_rate)),
         ("raw floor, loads with GC paused, objects/s", _spread(floor_rate)),
         ("k8s source initial sync, objects/s", _spread(source_rate)),
+        ("k8s source, sink reads every object, objects/s", _spread(reading_rate)),
         ("ratio source / GC-paused floor (same round)", _spread(ratios, "{:.2f}")),
         (
             "ratio source / plain floor (same round)",
             _spread([s / f for s, f in zip(source_rate, plain_rate, strict=True)], "{:.2f}"),
         ),
         (
-            "client CPU per object: plain floor / GC-paused floor / source",
+            "client CPU per object: plain floor / GC-paused floor / source / source+read",
             " / ".join(
                 f"{statistics.median(r['cpu'] / r['objects'] for r in runs) * 1e6:.1f} us"
-                for runs in (plain, floors, sources)
+                for runs in (plain, floors, sources, reading)
             ),
         ),
         ("load average (1 min) before / after", f"{load_before:.2f} / {os.getloadavg()[0]:.2f}"),

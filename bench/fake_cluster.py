@@ -91,6 +91,11 @@ class FakeClusterProcess:
             target=_serve, args=(child, objects, self.kubeconfig), daemon=True
         )
 
+    @property
+    def pid(self) -> int:
+        assert self._process.pid is not None
+        return self._process.pid
+
     def __enter__(self) -> FakeClusterProcess:
         self._process.start()
         status, self.url = self._conn.recv()

@@ -3,13 +3,15 @@
 An :class:`Event` is created for every object a source sees, so it is a slotted dataclass with
 no per-instance dict and no validation: building one costs about as much as building a tuple.
 The resource object travels as the plain ``dict`` the source decoded, untouched, so that each
-sink chooses its own wire format.
+sink chooses its own wire format - or, when the source allows it, as its raw JSON text that is
+decoded only if somebody reads it.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -58,21 +60,76 @@ class Resource:
         return self.key
 
 
-@dataclass(slots=True)
+#: ``(uid, name, namespace, resourceVersion)``, as a source that already knows them hands them on.
+Identity = tuple[str, str, str, str]
+#: Turns an event's raw JSON into its object; called at most once per event.
+Decoder = Callable[[Any], dict[str, Any]]
+
+
 class Event:
     """One change (or marker) produced by a source.
 
     ``object`` is the resource as the API returned it. Transforms that change it must replace
-    it with a new dict rather than mutate it in place, because the source may still hold it.
+    it (``event.object = new`` or a new Event) rather than mutate it in place, because the
+    source and other sinks may still hold it.
+
+    A source may hand over the object *undecoded*: ``raw`` (its JSON text, any bytes-like
+    value) plus ``decode`` and the object's ``identity``. ``object`` is then decoded on first
+    access, so a sink that only needs the identity - or that reads ``raw_json`` itself, like
+    the NATS sink's fast path - never pays for building the dict.
     """
 
-    type: EventType
-    object: dict[str, Any]
-    resource: Resource
-    source: str = ""
-    cluster_id: str = ""
-    #: Free-form extras a transform may attach for later transforms or sinks.
-    extra: dict[str, Any] | None = field(default=None)
+    __slots__ = ("_decode", "_identity", "_object", "_raw", "cluster_id", "extra", "resource",
+                 "source", "type")  # fmt: skip
+
+    def __init__(
+        self,
+        type: EventType,
+        object: dict[str, Any] | None,
+        resource: Resource,
+        source: str = "",
+        cluster_id: str = "",
+        extra: dict[str, Any] | None = None,
+        *,
+        raw: Any = None,
+        decode: Decoder | None = None,
+        identity: Identity | None = None,
+    ) -> None:
+        self.type = type
+        self.resource = resource
+        self.source = source
+        self.cluster_id = cluster_id
+        #: Free-form extras a transform may attach for later transforms or sinks.
+        self.extra = extra
+        self._object = object
+        self._raw = raw
+        self._decode = decode
+        self._identity = identity
+        if object is None and (raw is None or decode is None):
+            raise TypeError("Event needs an object, or raw JSON and a decode function")
+
+    @property
+    def object(self) -> dict[str, Any]:
+        obj = self._object
+        if obj is None:
+            assert self._decode is not None
+            obj = self._object = self._decode(self._raw)
+        return obj
+
+    @object.setter
+    def object(self, value: dict[str, Any]) -> None:
+        # The raw text and the identity described the old object, not this one.
+        self._object = value
+        self._raw = self._decode = self._identity = None
+
+    @property
+    def raw_json(self) -> Any:
+        """The object's JSON text as the source received it (bytes-like), or None.
+
+        Kubernetes list items carry no ``apiVersion``/``kind`` in their JSON: take those from
+        :attr:`resource`. None once a transform has replaced the object.
+        """
+        return self._raw
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -81,24 +138,80 @@ class Event:
 
     @property
     def uid(self) -> str:
-        return str(self.metadata.get("uid", ""))
+        ident = self._identity
+        return ident[0] if ident is not None else str(self.metadata.get("uid", ""))
 
     @property
     def name(self) -> str:
-        return str(self.metadata.get("name", ""))
+        ident = self._identity
+        return ident[1] if ident is not None else str(self.metadata.get("name", ""))
 
     @property
     def namespace(self) -> str:
+        ident = self._identity
+        if ident is not None:
+            return ident[2]
         return str(self.metadata.get("namespace", "") or "")
 
     @property
     def resource_version(self) -> str:
+        ident = self._identity
+        if ident is not None:
+            return ident[3]
         return str(self.metadata.get("resourceVersion", ""))
 
     def describe(self) -> str:
         """A short human label, ``pods default/web-1``, for logs (never the object's content)."""
         where = f"{self.namespace}/{self.name}" if self.namespace else self.name
         return f"{self.resource.plural} {where}"
+
+    def replace(self, **changes: Any) -> Event:
+        """A copy with some fields changed; an undecoded object stays undecoded."""
+        if "object" in changes:
+            return Event(
+                changes.pop("type", self.type),
+                changes.pop("object"),
+                changes.pop("resource", self.resource),
+                changes.pop("source", self.source),
+                changes.pop("cluster_id", self.cluster_id),
+                changes.pop("extra", self.extra),
+                **_no_more(changes),
+            )
+        return Event(
+            changes.pop("type", self.type),
+            self._object,
+            changes.pop("resource", self.resource),
+            changes.pop("source", self.source),
+            changes.pop("cluster_id", self.cluster_id),
+            changes.pop("extra", self.extra),
+            raw=self._raw,
+            decode=self._decode,
+            identity=self._identity,
+            **_no_more(changes),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Event):
+            return NotImplemented
+        return (
+            self.type == other.type
+            and self.resource == other.resource
+            and self.source == other.source
+            and self.cluster_id == other.cluster_id
+            and self.extra == other.extra
+            and self.object == other.object
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaced
+
+    def __repr__(self) -> str:
+        return f"<Event {self.type.value} {self.describe()} from {self.source or '?'}>"
+
+
+def _no_more(changes: dict[str, Any]) -> dict[str, Any]:
+    if changes:
+        raise TypeError(f"Event.replace() got unknown fields: {', '.join(sorted(changes))}")
+    return {}
 
 
 #: The resource used by markers and by sources that have no resource notion of their own.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import logging
 import time
 
@@ -248,3 +249,38 @@ def _widget_crd_ref() -> dict:
         "kind": "CustomResourceDefinition",
         "metadata": {"name": "widgets.example.com"},
     }
+
+
+async def test_events_hand_over_raw_json_and_decode_on_demand(
+    server: FakeApiServer, run_source
+) -> None:
+    """Listed and watched objects arrive undecoded: identity and raw JSON, the dict on access."""
+    server.load(demo_cluster())
+    running = await run_source(resources=["configmaps"])
+    await running.synced()
+    start = len(running.sink.events)
+    cm = server.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "raw", "namespace": "default"},
+            "data": {"a": "1"},
+        }
+    )
+    await running.sink.wait_for(start + 1, timeout=5.0)
+    changes = [e for e in running.sink.events if e.type is not EventType.SYNCED]
+    assert len(changes) > 1 and changes[-1].name == "raw"
+    for event in changes:
+        assert event.raw_json is not None
+        raw = json.loads(bytes(event.raw_json))
+        meta = raw["metadata"]
+        assert (event.uid, event.name, event.namespace, event.resource_version) == (
+            meta["uid"],
+            meta["name"],
+            meta.get("namespace", ""),
+            meta["resourceVersion"],
+        )
+        # Decoded on access, with the apiVersion/kind list items lack.
+        assert event.object["kind"] == "ConfigMap" and event.object["apiVersion"] == "v1"
+        assert event.object["metadata"] == meta and event.object.get("data") == raw.get("data")
+    assert changes[-1].uid == cm["metadata"]["uid"]

@@ -136,7 +136,7 @@ async def test_gc_pause_is_nestable_across_tasks() -> None:
     import asyncio
     import gc
 
-    from meshsync_k8s.client import gc_paused
+    from meshsync_core.gc_pause import gc_paused
 
     assert gc.isenabled()
     step = asyncio.Event()
@@ -161,3 +161,41 @@ async def test_gc_pause_is_nestable_across_tasks() -> None:
         assert not gc.isenabled()  # a collector disabled by the application stays disabled
     finally:
         gc.enable()
+
+
+def test_redaction_decodes_secrets_only() -> None:
+    """Non-Secrets pass without being decoded; a lazy Secret is redacted and loses its raw JSON."""
+    import json
+
+    from meshsync_k8s.redaction import REDACTED, SecretRedaction
+
+    from meshsync_core import Event, EventType, Resource
+
+    decoded: list[bytes] = []
+
+    def decode(raw: bytes) -> dict:
+        decoded.append(raw)
+        return json.loads(raw)
+
+    def lazy(resource: Resource, body: dict) -> Event:
+        meta = body["metadata"]
+        return Event(
+            EventType.ADDED,
+            None,
+            resource,
+            raw=json.dumps(body).encode(),
+            decode=decode,
+            identity=(meta["uid"], meta["name"], "default", "1"),
+        )
+
+    redact = SecretRedaction({})
+    pod = lazy(Resource("", "v1", "pods", "Pod"), {"metadata": {"name": "p", "uid": "u1"}})
+    assert redact(pod) is pod and decoded == []
+    secret = lazy(
+        Resource("", "v1", "secrets", "Secret"),
+        {"kind": "Secret", "metadata": {"name": "s", "uid": "u2"}, "data": {"k": "c2VjcmV0"}},
+    )
+    out = redact(secret)
+    assert out is not None and out.object["data"] == {"k": REDACTED}
+    assert out.raw_json is None  # nobody can read the clear value from the raw text
+    assert out.uid == "u2"

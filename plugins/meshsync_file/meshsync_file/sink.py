@@ -31,6 +31,7 @@ from meshsync_core import (
     SinkContext,
     StartupError,
 )
+from meshsync_core.gc_pause import gc_paused
 from meshsync_file import manifest as manifests
 from meshsync_file.naming import extended_path, first_free_default, stale_temps, temp_path
 from meshsync_file.progress import MODES, Progress
@@ -178,29 +179,30 @@ class FileSink(Sink):
         parts: list[str] = []
         counts: Counter[str] | None = None if self._synced else Counter()
         when = render_scalar(_now()) if logging_events else ""
-        for event in events:
-            etype = event.type
-            if etype is EventType.SYNCED:
-                continue
-            manifest = clean(event.object, event.resource)
-            key = _object_key(event, manifest)
-            if etype is EventType.DELETED:
-                store.delete(key)
-                text = dump_document(manifest) if logging_events else ""
-            elif for_apply:
-                store.put(
-                    key,
-                    dump_document(manifests.for_apply(manifest)).encode(),
-                    manifests.controller_uid(manifest),
-                )
-                text = dump_document(manifest) if logging_events else ""
-            else:
-                text = dump_document(manifest)
-                store.put(key, text.encode())
-            if counts is not None:
-                counts[event.resource.plural or str(manifest.get("kind"))] += 1
-            if logging_events:
-                parts.append(self._log_document(etype.value, when, event, text))
+        with gc_paused():  # decoding and dumping build many short-lived acyclic containers
+            for event in events:
+                etype = event.type
+                if etype is EventType.SYNCED:
+                    continue
+                manifest = clean(event.object, event.resource)
+                key = _object_key(event, manifest)
+                if etype is EventType.DELETED:
+                    store.delete(key)
+                    text = dump_document(manifest) if logging_events else ""
+                elif for_apply:
+                    store.put(
+                        key,
+                        dump_document(manifests.for_apply(manifest)).encode(),
+                        manifests.controller_uid(manifest),
+                    )
+                    text = dump_document(manifest) if logging_events else ""
+                else:
+                    text = dump_document(manifest)
+                    store.put(key, text.encode())
+                if counts is not None:
+                    counts[event.resource.plural or str(manifest.get("kind"))] += 1
+                if logging_events:
+                    parts.append(self._log_document(etype.value, when, event, text))
         self._dirty = True
         if counts and self.progress is not None:
             for plural, count in counts.items():

@@ -1,6 +1,7 @@
-"""A thin async Kubernetes API client working on decoded JSON dicts (aiohttp + orjson).
+"""A thin async Kubernetes API client working on JSON, never on model classes (aiohttp).
 
-No generated model classes: a Pod is decoded once by orjson and handed on as that dict, which
+No generated model classes: list items and watched objects come out as their raw JSON
+(:mod:`meshsync_k8s.raw_json`), decoded into plain dicts only when somebody reads them, which
 is what makes the source fast and light. Every failure surfaces as :class:`ApiError` with the
 HTTP status (0 for connection problems and timeouts) and the Kubernetes ``reason``.
 """
@@ -9,15 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import time
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
 import orjson
 
+from meshsync_core.gc_pause import gc_paused
+from meshsync_k8s import raw_json
 from meshsync_k8s.kubeconfig import Connection
+from meshsync_k8s.raw_json import ListPage
 
 #: Page size of list calls (client-go's reflector uses 500 as well).
 DEFAULT_PAGE_SIZE = 500
@@ -68,45 +70,9 @@ _REASONS = {
     504: "Timeout",
 }
 
-_gc_pauses = 0
-_gc_reenable = False
-_gc_paused_since = 0.0
-#: Longest stretch (s) that overlapping pauses may keep the collector from running.
-MAX_GC_PAUSE = 1.0
-
-
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector for a block (nestable, safe across tasks).
-
-    Decoded JSON is a tree: reference counting frees every page as soon as the sinks are done
-    with it, and the cyclic collector can find nothing in it. But a 500-object page is ~75,000
-    containers, so without a pause the collector runs ~100 young-generation passes per page
-    and keeps re-traversing the pages in flight - which halves list throughput. The pause is
-    held while a page is decoded and emitted; the collector runs normally between pages.
-    """
-    global _gc_pauses, _gc_reenable, _gc_paused_since
-    if _gc_pauses == 0:
-        _gc_reenable = gc.isenabled()
-        _gc_paused_since = time.monotonic()
-        gc.disable()
-    _gc_pauses += 1
-    try:
-        yield
-    finally:
-        _gc_pauses -= 1
-        if _gc_pauses == 0:
-            if _gc_reenable:
-                gc.enable()
-        elif _gc_reenable and time.monotonic() - _gc_paused_since > MAX_GC_PAUSE:
-            # Overlapping pauses (several lists, a slow sink) must not starve the collector:
-            # collect the young generations now and then, as it would have done by itself.
-            gc.collect(1)
-            _gc_paused_since = time.monotonic()
-
 
 def decode(body: bytes) -> Any:
-    """``orjson.loads`` with the cyclic collector paused (see :func:`gc_paused`)."""
+    """``orjson.loads`` with the cyclic collector paused (see :mod:`meshsync_core.gc_pause`)."""
     with gc_paused():
         return orjson.loads(body)
 
@@ -207,12 +173,11 @@ class ApiClient:
 
     async def list_pages(
         self, path: str, params: Mapping[str, Any] | None = None, limit: int = DEFAULT_PAGE_SIZE
-    ) -> AsyncIterator[dict[str, Any]]:
-        """Yield each page (a decoded List) of a paginated list.
+    ) -> AsyncIterator[ListPage]:
+        """Yield each page of a paginated list, its items as undecoded JSON slices.
 
-        The next page is requested as soon as the current one is decoded, so the server
-        prepares page n+1 while the caller processes page n. It is kept as bytes until the
-        caller asks for it: a decoded page weighs ~5x its JSON.
+        The next page is requested as soon as the current one is split, so the server
+        prepares page n+1 while the caller processes page n.
         """
         base = {**(params or {}), "limit": str(limit)}
         pending: asyncio.Future[bytes] | None = asyncio.ensure_future(self.get_bytes(path, base))
@@ -221,19 +186,17 @@ class ApiClient:
                 body = await pending
                 pending = None
                 try:
-                    page = decode(body)
-                except orjson.JSONDecodeError as exc:
-                    raise ApiError(0, "InvalidResponse", f"GET {path}: not JSON ({exc})") from None
+                    page = raw_json.decode_page(body)
+                except raw_json.DecodeError as exc:
+                    problem = f"GET {path}: not a List ({exc})"
+                    raise ApiError(0, "InvalidResponse", problem) from None
                 del body
-                if not isinstance(page, dict):
-                    raise ApiError(0, "InvalidResponse", f"GET {path}: not a List")
-                meta = page.get("metadata")
-                token = meta.get("continue") if isinstance(meta, dict) else None
+                token = page.continue_token
                 if token:
                     query = {**base, "continue": token}
                     pending = asyncio.ensure_future(self.get_bytes(path, query))
                 yield page
-                del page, meta  # do not hold this page while the next one is awaited
+                del page  # do not hold this page while the next one is awaited
         finally:
             if pending is not None:
                 pending.cancel()
@@ -262,7 +225,9 @@ class ApiClient:
         *,
         inactivity_timeout: float,
     ) -> AsyncIterator[tuple[str, Any]]:
-        """Yield ``(type, object)`` from a watch stream until the server ends it.
+        """Yield ``(type, raw object JSON)`` from a watch stream until the server ends it.
+
+        A line that is not a watch event is yielded as ``("MALFORMED", its first bytes)``.
 
         ``inactivity_timeout`` bounds the silence between two chunks, so a stream that died
         without a FIN (a vanished load balancer) is noticed. Raises ApiError.
@@ -287,12 +252,11 @@ class ApiClient:
                         if not line.strip():
                             continue
                         try:
-                            event = orjson.loads(line)
-                            kind, obj = event["type"], event["object"]
-                        except (orjson.JSONDecodeError, KeyError, TypeError):
+                            event = raw_json.decode_watch_line(line)
+                        except raw_json.DecodeError:
                             yield "MALFORMED", bytes(line[:120])
                             continue
-                        yield kind, obj
+                        yield event.type, event.object
                     if start:
                         del pending[:start]
         except ApiError:

@@ -55,17 +55,13 @@ class SecretRedaction(Transform):
         return options.get("redact_secrets", True) is not False
 
     def __call__(self, event: Event) -> Event | None:
+        kind = event.resource.kind
+        if kind and kind != "Secret":
+            return event  # decided without decoding the object
         obj = event.object
         if obj.get("kind") != "Secret":
             return event
-        return Event(
-            event.type,
-            redact_secret(obj),
-            event.resource,
-            event.source,
-            event.cluster_id,
-            event.extra,
-        )
+        return event.replace(object=redact_secret(obj))
 
 
 def redaction_options() -> list[click.Option]:

@@ -441,19 +441,10 @@ class KubernetesSource(Source):
                     )
                     async with contextlib.aclosing(pages):
                         async for page in pages:
-                            for item in page.get("items") or []:
-                                if not watcher.accepts(item):
-                                    continue
-                                if "kind" not in item:
-                                    item["apiVersion"] = watcher.api_version
-                                    item["kind"] = watcher.kind
-                                yield Event(
-                                    EventType.ADDED,
-                                    item,
-                                    watcher.resource,
-                                    self.name,
-                                    self.cluster_id,
-                                )
+                            for raw in page.items or ():
+                                ident = watcher.identify(raw)
+                                if ident is not None:
+                                    yield watcher.current_event(raw, ident)
                 except ApiError as exc:
                     self.log.warning("current state: cannot list %s: %s", watcher.label, exc)
 

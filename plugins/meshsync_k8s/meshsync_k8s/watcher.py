@@ -29,8 +29,11 @@ from typing import Any
 
 from meshsync_core import Event, EventType
 from meshsync_core.components import Emit
+from meshsync_core.events import Identity
+from meshsync_core.gc_pause import gc_paused
 from meshsync_core.metrics import ComponentMetrics
-from meshsync_k8s.client import ApiClient, ApiError, gc_paused
+from meshsync_k8s import raw_json
+from meshsync_k8s.client import ApiClient, ApiError
 from meshsync_k8s.resources import ApiResource
 
 ADDED, MODIFIED, DELETED = EventType.ADDED, EventType.MODIFIED, EventType.DELETED
@@ -309,14 +312,9 @@ class ResourceWatcher:
         pages = self.client.list_pages(self.path, self.params, self.tuning.page_size)
         async with contextlib.aclosing(pages):
             async for page in pages:
-                items = page.get("items")
-                meta = page.get("metadata")
-                if not list_rv and isinstance(meta, dict):
-                    list_rv = meta.get("resourceVersion") or ""
-                if items is None:
-                    items = []
-                if not isinstance(items, list):
-                    raise ApiError(0, "InvalidResponse", "list response without an items list")
+                if not list_rv:
+                    list_rv = page.resource_version
+                items = page.items or []
                 self._busy = True
                 try:
                     with gc_paused():
@@ -326,7 +324,7 @@ class ResourceWatcher:
                 del page, items
                 if self._stopping:
                     raise _Stopped
-        if not isinstance(list_rv, str) or not list_rv:
+        if not list_rv:
             raise ApiError(0, "InvalidResponse", "list response without a resourceVersion")
         if seen is not None and len(seen) != len(state):
             self._busy = True
@@ -338,32 +336,23 @@ class ResourceWatcher:
         self.resource_version = list_rv
 
     async def _apply_page(self, items: list[Any], seen: set[str] | None, full: bool) -> None:
-        """:meth:`_upsert` for every item of a page, inlined: this loop runs per object."""
+        """:meth:`_upsert` for every raw item of a page, inlined: this loop runs per object."""
         state = self.state
         events = self.events
         emit = self.emit
         resource, source, cluster_id = self.resource, self.source_name, self.cluster_id
-        api_version, kind = self.api_version, self.kind
+        decode = self._decode_object
         ns_filter = self.namespace_filter
-        for item in items:
-            meta = item.get("metadata") if item.__class__ is dict else None
-            if meta.__class__ is not dict:
-                self._identity(item)  # warns
-                continue
-            uid = meta.get("uid")
-            rv = meta.get("resourceVersion")
-            name = meta.get("name")
-            namespace = meta.get("namespace") or ""
-            if (
-                uid.__class__ is not str
-                or rv.__class__ is not str
-                or name.__class__ is not str
-                or namespace.__class__ is not str
-                or not uid
-                or not name
-            ):
-                self._identity(item)  # warns
-                continue
+        object_meta = raw_json.object_meta
+        for raw in items:
+            meta = object_meta(raw)
+            if meta is not None and meta.uid and meta.name:
+                uid, name, namespace, rv = meta.uid, meta.name, meta.namespace, meta.resourceVersion
+            else:
+                ident = self._identify_slowly(raw)  # warns when malformed
+                if ident is None:
+                    continue
+                uid, name, namespace, rv = ident
             if ns_filter is not None and namespace not in ns_filter:
                 continue
             packed = f"{rv}\0{namespace}\0{name}"
@@ -380,10 +369,42 @@ class ResourceWatcher:
                 etype = MODIFIED
             state[uid] = packed
             if etype in events:
-                if "kind" not in item:
-                    item["apiVersion"] = api_version
-                    item["kind"] = kind
-                await emit(Event(etype, item, resource, source, cluster_id))
+                await emit(
+                    Event(
+                        etype,
+                        None,
+                        resource,
+                        source,
+                        cluster_id,
+                        raw=raw,
+                        decode=decode,
+                        identity=(uid, name, namespace, rv),
+                    )
+                )
+
+    def _decode_object(self, raw: Any) -> dict[str, Any]:
+        """An event's object, decoded on first access; list items get apiVersion and kind."""
+        obj = raw_json.load(raw)
+        if "kind" not in obj:
+            obj["apiVersion"] = self.api_version
+            obj["kind"] = self.kind
+        return obj
+
+    def current_event(self, raw: Any, ident: Identity) -> Event:
+        """An ADDED event for an object of a fresh list (the sinks' ``current_state``)."""
+        return self._event(ADDED, raw, ident)
+
+    def _event(self, etype: EventType, raw: Any, ident: Identity) -> Event:
+        return Event(
+            etype,
+            None,
+            self.resource,
+            self.source_name,
+            self.cluster_id,
+            raw=raw,
+            decode=self._decode_object,
+            identity=ident,
+        )
 
     async def _emit_vanished(self, uid: str) -> None:
         packed = self.state.pop(uid, None)
@@ -404,15 +425,24 @@ class ResourceWatcher:
         elif self.malformed % 1000 == 0:
             self.log.warning("%s: %d malformed objects skipped", self.label, self.malformed)
 
-    def accepts(self, obj: Any) -> bool:
-        """Whether a listed object is well-formed and passes the namespace filter."""
-        ident = self._identity(obj)
+    def identify(self, raw: Any) -> Identity | None:
+        """``(uid, name, namespace, rv)`` of a listed object's JSON if it is well-formed and in
+        the namespace filter, else None (a malformed one is warned about)."""
+        meta = raw_json.object_meta(raw)
+        if meta is not None and meta.uid and meta.name:
+            ident: Identity | None = (meta.uid, meta.name, meta.namespace, meta.resourceVersion)
+        else:
+            ident = self._identify_slowly(raw)
         if ident is None:
-            return False
-        return self.namespace_filter is None or ident[1].split("\0", 2)[1] in self.namespace_filter
+            return None
+        return ident if self.namespace_filter is None or ident[2] in self.namespace_filter else None
 
-    def _identity(self, obj: Any) -> tuple[str, str] | None:
-        """``(uid, packed)`` of a well-formed object, else None (and a warning)."""
+    def _identify_slowly(self, raw: Any) -> Identity | None:
+        """Decode the whole object to accept it (``namespace: null``) or say what is wrong."""
+        return self._identity(raw_json.load(raw))
+
+    def _identity(self, obj: Any) -> Identity | None:
+        """``(uid, name, namespace, rv)`` of a well-formed object, else None (and a warning)."""
         if obj.__class__ is not dict:
             self._malformed(f"expected an object, got {type(obj).__name__}")
             return None
@@ -440,35 +470,23 @@ class ResourceWatcher:
             shown = f"{name}" if name.__class__ is str else "?"
             self._malformed(f"{shown}: metadata.{field} is {value!r}")
             return None
-        return uid, f"{rv}\0{namespace}\0{name}"
+        return uid, name, namespace, rv
 
-    async def _upsert(self, obj: Any, seen: set[str] | None, full: bool) -> None:
-        ident = self._identity(obj)
+    async def _upsert(self, raw: Any) -> None:
+        """A watched ADDED/MODIFIED: emit it unless its resourceVersion is already known."""
+        ident = self.identify(raw)
         if ident is None:
             return
-        uid, packed = ident
-        if self.namespace_filter is not None:
-            namespace = packed.split("\0", 2)[1]
-            if namespace not in self.namespace_filter:
-                return
-        if seen is not None:
-            seen.add(uid)
+        uid, name, namespace, rv = ident
+        packed = f"{rv}\0{namespace}\0{name}"
         state = self.state
         old = state.get(uid)
-        if old is None:
-            etype = ADDED
-        elif old == packed:
-            if not full:
-                return  # unchanged resourceVersion: nothing to say
-            etype = ADDED
-        else:
-            etype = MODIFIED
+        if old == packed:
+            return  # unchanged resourceVersion: nothing to say
         state[uid] = packed
+        etype = ADDED if old is None else MODIFIED
         if etype in self.events:
-            if "kind" not in obj:  # list items carry no apiVersion/kind
-                obj["apiVersion"] = self.api_version
-                obj["kind"] = self.kind
-            await self.emit(Event(etype, obj, self.resource, self.source_name, self.cluster_id))
+            await self.emit(self._event(etype, raw, ident))
 
     # -- watch -----------------------------------------------------------------------------
 
@@ -484,47 +502,48 @@ class ResourceWatcher:
             self.path, params, inactivity_timeout=self.tuning.inactivity_timeout
         )
         async with contextlib.aclosing(stream):
-            async for etype, obj in stream:
+            async for etype, raw in stream:
                 self.received += 1
                 self._busy = True
                 try:
-                    await self._apply(etype, obj)
+                    await self._apply(etype, raw)
                 finally:
                     self._busy = False
                 if self._stopping or self._resync_full:
                     return
 
-    async def _apply(self, etype: str, obj: Any) -> None:
+    async def _apply(self, etype: str, raw: Any) -> None:
+        """One watch event; ``raw`` is its object's JSON (bytes of the line when MALFORMED)."""
         if etype == "ADDED" or etype == "MODIFIED":
-            await self._upsert(obj, None, False)
+            await self._upsert(raw)
         elif etype == "DELETED":
-            ident = self._identity(obj)
-            if ident is None:
-                return
-            uid = ident[0]
-            if self.state.pop(uid, None) is not None and DELETED in self.events:
-                if "kind" not in obj:
-                    obj["apiVersion"] = self.api_version
-                    obj["kind"] = self.kind
-                await self.emit(
-                    Event(DELETED, obj, self.resource, self.source_name, self.cluster_id)
-                )
+            ident = self.identify(raw)
+            known = ident is not None and self.state.pop(ident[0], None) is not None
+            if known and DELETED in self.events:
+                await self.emit(self._event(DELETED, raw, ident))
         elif etype == "BOOKMARK":
             pass
         elif etype == "ERROR":
-            status = obj if isinstance(obj, dict) else {}
+            status = _loads_or_empty(raw)
             raise ApiError(
                 int(status.get("code") or 0) or 500,
                 str(status.get("reason") or "Error"),
                 str(status.get("message") or ""),
             )
         elif etype == "MALFORMED":
-            self._malformed(f"undecodable watch event {obj!r}")
+            self._malformed(f"undecodable watch event {raw!r}")
             return
         else:
             self._malformed(f"unknown watch event type {etype!r}")
             return
-        meta = obj.get("metadata") if isinstance(obj, dict) else None
-        rv = meta.get("resourceVersion") if isinstance(meta, dict) else None
-        if isinstance(rv, str) and rv:
-            self.resource_version = rv
+        meta = raw_json.object_meta(raw)
+        if meta is not None and meta.resourceVersion:
+            self.resource_version = meta.resourceVersion
+
+
+def _loads_or_empty(raw: Any) -> dict[str, Any]:
+    try:
+        value = raw_json.load(raw)
+    except raw_json.DecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}

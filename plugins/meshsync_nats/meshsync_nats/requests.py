@@ -130,7 +130,7 @@ class RequestHandler:
         sent = 0
         meshery_ids = self.meshery_ids
         async for event in self.current_state():
-            batch.append(wire.to_meshery(event.object, event.cluster_id, meshery_ids=meshery_ids))
+            batch.append(wire.event_to_meshery(event, meshery_ids=meshery_ids))
             if len(batch) == STORE_BATCH:
                 await self.publish(reply, wire.object_batch(batch))
                 sent += len(batch)

@@ -478,7 +478,7 @@ class NatsSink(Sink):
             return await self._publish_jetstream(events)
         nc = self.nc
         publish = nc.publish
-        envelope = wire.envelope
+        envelope = wire.event_envelope
         meshery_ids = self.meshery_ids
         sent = 0
         for index, event in enumerate(events):
@@ -486,9 +486,7 @@ class NatsSink(Sink):
                 self._count("published", sent)
                 return list(events[index:])
             try:
-                payload = envelope(
-                    event.type.value, event.object, event.cluster_id, meshery_ids=meshery_ids
-                )
+                payload = envelope(event, meshery_ids=meshery_ids)
                 await publish(wire.SUBJECT_CORE, payload)
             except _SEND_ERRORS:
                 self._count("published", sent)
@@ -517,7 +515,7 @@ class NatsSink(Sink):
         if self._js is None:  # one context: it owns the reply subscription for the acks
             self._js = self.nc.jetstream(timeout=self.ack_timeout)
         js = self._js
-        envelope = wire.envelope
+        envelope = wire.event_envelope
         futures: list[tuple[Event, asyncio.Future[Any]]] = []
         rest: list[Event] = []
         for index, event in enumerate(events):
@@ -525,9 +523,7 @@ class NatsSink(Sink):
                 rest = list(events[index:])
                 break
             try:
-                payload = envelope(
-                    event.type.value, event.object, event.cluster_id, meshery_ids=self.meshery_ids
-                )
+                payload = envelope(event, meshery_ids=self.meshery_ids)
                 future = await js.publish_async(
                     wire.SUBJECT_CORE,
                     payload,
