@@ -122,8 +122,8 @@ def test_raw_fast_path_equals_dict_path(kind: str, meshery_ids: bool) -> None:
         expected = wire.envelope(event_type.value, lazy.object, CLUSTER_ID)
         fast = lazy_event_for(source, event_type)
         if meshery_ids:  # unique_id is random per label: compare everything else
-            a = wire.event_to_meshery(fast, meshery_ids=True)
-            b = wire.to_meshery(lazy.object, CLUSTER_ID, meshery_ids=True)
+            a = wire.as_builtins(wire.event_to_meshery(fast, meshery_ids=True))
+            b = wire.as_builtins(wire.to_meshery(lazy.object, CLUSTER_ID, meshery_ids=True))
             for out in a, b:
                 for entry in out["metadata"].get("labels", []):
                     entry.pop("unique_id")
@@ -189,7 +189,7 @@ def test_raw_fast_path_equals_dict_path_for_odd_objects(obj: dict) -> None:
 
 def test_omit_empty_and_always_present() -> None:
     minimal = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bare"}}
-    out = wire.to_meshery(minimal, "cid")
+    out = wire.as_builtins(wire.to_meshery(minimal, "cid"))
     assert out == {
         "id": "",
         "apiVersion": "v1",
@@ -201,8 +201,10 @@ def test_omit_empty_and_always_present() -> None:
         "component_metadata": None,
     }
     # Present-but-empty values follow Go: an empty spec object is still sent, empty labels not.
-    out = wire.to_meshery(
-        {**minimal, "metadata": {"name": "x", "labels": {}, "generation": 0}, "spec": {}}, "c"
+    out = wire.as_builtins(
+        wire.to_meshery(
+            {**minimal, "metadata": {"name": "x", "labels": {}, "generation": 0}, "spec": {}}, "c"
+        )
     )
     assert out["spec"] == {"id": "", "attribute": "{}"}
     assert "labels" not in out["metadata"] and "generation" not in out["metadata"]
@@ -210,7 +212,7 @@ def test_omit_empty_and_always_present() -> None:
 
 def test_meshery_ids_flag() -> None:
     source, _ = load("deployment")
-    out = wire.to_meshery(source, CLUSTER_ID, meshery_ids=True)
+    out = wire.as_builtins(wire.to_meshery(source, CLUSTER_ID, meshery_ids=True))
     expected = base64.b64encode(f"{CLUSTER_ID}.Deployment.apps/v1.shop.web".encode()).decode()
     assert out["id"] == out["metadata"]["id"] == expected
     assert out["spec"]["id"] == out["status"]["id"] == expected
@@ -219,7 +221,7 @@ def test_meshery_ids_flag() -> None:
     assert len({label["unique_id"] for label in labels}) == len(labels)
     assert all(label["unique_id"] for label in labels)
     # Off by default: Go sends "".
-    assert wire.to_meshery(source, CLUSTER_ID)["id"] == ""
+    assert wire.to_meshery(source, CLUSTER_ID).id == ""
 
 
 def test_service_urls_variants() -> None:
@@ -234,7 +236,7 @@ def test_service_urls_variants() -> None:
         },
         "status": {"loadBalancer": {"ingress": [{"hostname": "lb.example.com"}]}},
     }
-    urls = wire.to_meshery(svc, "c")["component_metadata"]["capabilities"]["urls"]
+    urls = wire.to_meshery(svc, "c").component_metadata["capabilities"]["urls"]
     assert urls == [
         "https://lb.example.com:443",
         "http://lb.example.com:80",
@@ -242,7 +244,7 @@ def test_service_urls_variants() -> None:
         "http://198.51.100.1:80",
     ]
     headless = {**svc, "spec": {"clusterIP": "None", "ports": [{"port": 80}]}, "status": {}}
-    assert wire.to_meshery(headless, "c")["component_metadata"] == {
+    assert wire.to_meshery(headless, "c").component_metadata == {
         "capabilities": {"connection": True, "urls": []}
     }
 

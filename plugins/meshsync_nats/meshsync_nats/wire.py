@@ -1,26 +1,25 @@
-"""The Meshery wire shape: a Kubernetes object dict -> the object Meshery Server decodes.
+"""The Meshery wire shape: a Kubernetes object -> the message Meshery Server decodes.
 
-Pure functions, run once per object on the hot path, so they build the output dicts directly
-(no deep copies of the input) and serialise nested values with msgspec. The shape follows Go
-MeshSync's ``model.ParseList`` exactly:
+Run once per object on the hot path. The shape follows Go MeshSync's ``model.ParseList``, and
+is declared here the way Go declares it, as structs whose field order is the JSON key order
+and whose defaults are left out like Go's ``omitempty``:
 
 * ``labels``/``annotations`` become lists of ``{id, unique_id, kind, key, value}`` sorted by key
   (Go walks its key-sorted JSON encoding);
 * ``spec``/``status`` become ``{id, attribute: "<JSON string>"}`` when the key exists at all;
 * ``ownerReferences``, ``finalizers``, ``data``, ``binaryData``, ``stringData`` and ``immutable``
-  become the raw JSON text of the value (Go's ``jsonparser.Get``), ``type`` its string value;
-* ``managedFields`` is never sent; optional fields are omitted where Go's ``omitempty`` would.
+  become the JSON text of the value (Go's ``jsonparser.Get``), ``type`` its string value;
+* ``managedFields`` is never sent.
 
-JSON strings are compact and keep the object's own key order. Go MeshSync re-encodes a map, so
+JSON text is compact and keeps the object's own key order. Go MeshSync re-encodes a map, so
 its keys come sorted; the text differs, the JSON is the same, and that is what Meshery reads.
 
-Two ways in, one result (a test holds them equal):
+Two ways in, one result (tests hold them byte-for-byte equal):
 
 * :func:`to_meshery` re-shapes a decoded object dict;
 * :func:`event_to_meshery` uses the event's raw JSON when the source handed it over undecoded:
   msgspec reads the metadata fields and slices ``spec``/``status``/``data`` out as text, so
-  neither the object nor its ``managedFields`` is ever built as dicts. It costs about a third
-  of decoding and re-encoding.
+  neither the object nor its ``managedFields`` is ever built as dicts.
 """
 
 from __future__ import annotations
@@ -40,14 +39,82 @@ OBJECT_TYPE = "meshsync-data"
 #: The label Meshery puts on resources it deployed from a design (``pattern_resource``).
 DESIGN_ID_LABEL = "design.meshery.io/id"
 
-#: msgspec's encoder: faster than orjson on these mostly-string messages, and any int size.
+#: One encoder for everything: fast on these mostly-string messages, and any int size.
 _dumps = msgspec.json.Encoder().encode
 
-# Metadata fields copied as they are when set, in Go's struct order (after id and name).
-_META_STRINGS_BEFORE_UID = ("generateName", "namespace")
-_META_AFTER_UID = ("resourceVersion", "generation", "creationTimestamp", "deletionTimestamp")
-# Top-level fields sent as the raw JSON text of their value (omitted when absent).
-_RAW_JSON_FIELDS = ("immutable", "data", "binaryData", "stringData")
+
+# -- the shape ------------------------------------------------------------------------------------
+
+
+class KeyValue(msgspec.Struct, gc=False):
+    """One label or annotation."""
+
+    id: str
+    unique_id: str
+    kind: str
+    key: str
+    value: str
+
+
+class Attribute(msgspec.Struct, gc=False):
+    """``spec`` or ``status``: the value as JSON text."""
+
+    id: str
+    attribute: str
+
+
+class Metadata(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    id: str
+    name: str
+    generateName: str = ""
+    namespace: str = ""
+    uid: str
+    resourceVersion: str = ""
+    generation: Any = 0
+    creationTimestamp: Any = ""
+    deletionTimestamp: Any = ""
+    deletionGracePeriodSeconds: Any = None
+    labels: list[KeyValue] | None = None
+    annotations: list[KeyValue] | None = None
+    ownerReferences: str = ""
+    finalizers: str = ""
+    cluster_id: str  # always sent, always "" (Go never fills it in)
+
+
+class MesheryObject(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
+    """The ``Object`` of a message."""
+
+    id: str
+    apiVersion: str
+    kind: str
+    model: str  # always sent, always ""
+    metadata: Metadata
+    spec: Attribute | None = None
+    status: Attribute | None = None
+    cluster_id: str
+    pattern_resource: str | None
+    component_metadata: dict[str, Any] | None
+    immutable: str = ""
+    data: str = ""
+    binaryData: str = ""
+    stringData: str = ""
+    type: str = ""
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    ObjectType: str
+    EventType: str
+    Request: None
+    Object: MesheryObject
+
+
+class _ObjectBatch(msgspec.Struct, gc=False):
+    Object: list[MesheryObject]
+
+
+def as_builtins(obj: MesheryObject) -> dict[str, Any]:
+    """The object as plain dicts and lists, exactly as it is sent."""
+    return msgspec.to_builtins(obj)
 
 
 def json_text(value: Any) -> str:
@@ -61,27 +128,21 @@ def meshery_id(cluster_id: str, kind: str, api_version: str, namespace: str, nam
     return base64.b64encode(raw.encode()).decode()
 
 
-def _key_values(values: Mapping[str, Any], kind: str, obj_id: str) -> list[dict[str, Any]]:
+def _key_values(values: Mapping[str, Any], kind: str, obj_id: str) -> list[KeyValue]:
     items = sorted(values.items()) if len(values) > 1 else list(values.items())
     if obj_id:  # Meshery ids: each entry also gets a fresh unique_id, as Meshery's SetID does
         return [
-            {
-                "id": obj_id,
-                "unique_id": str(uuid.uuid4()),
-                "kind": kind,
-                "key": key,
-                "value": value if value.__class__ is str else json_text(value),
-            }
+            KeyValue(
+                obj_id,
+                str(uuid.uuid4()),
+                kind,
+                key,
+                value if value.__class__ is str else json_text(value),
+            )
             for key, value in items
         ]
     return [
-        {
-            "id": "",
-            "unique_id": "",
-            "kind": kind,
-            "key": key,
-            "value": value if value.__class__ is str else json_text(value),
-        }
+        KeyValue("", "", kind, key, value if value.__class__ is str else json_text(value))
         for key, value in items
     ]
 
@@ -135,101 +196,74 @@ def service_urls(obj: Mapping[str, Any]) -> list[str]:
     return urls
 
 
+# -- from a decoded object ------------------------------------------------------------------------
+
+
+def _json_or_empty(container: Mapping[str, Any], field: str) -> str:
+    """JSON text of a present, non-null value; "" (left out) otherwise."""
+    value = container.get(field)
+    return "" if value is None else json_text(value)
+
+
 def to_meshery(
     obj: Mapping[str, Any], cluster_id: str, *, meshery_ids: bool = False
-) -> dict[str, Any]:
-    """Re-shape one Kubernetes object into the ``Object`` of a Meshery message."""
+) -> MesheryObject:
+    """Re-shape one decoded Kubernetes object. Values of unexpected types are copied as they
+    are; falsy ones are left out, as Go's ``omitempty`` would."""
     meta_in = obj.get("metadata")
     if not isinstance(meta_in, Mapping):
         meta_in = {}
     kind = obj.get("kind", "") or ""
     api_version = obj.get("apiVersion", "") or ""
     name = meta_in.get("name", "") or ""
-    obj_id = (
-        meshery_id(cluster_id, kind, api_version, meta_in.get("namespace", "") or "", name)
-        if meshery_ids
-        else ""
-    )
-
-    meta: dict[str, Any] = {"id": obj_id, "name": name}
-    for field in _META_STRINGS_BEFORE_UID:
-        value = meta_in.get(field)
-        if value:
-            meta[field] = value
-    meta["uid"] = meta_in.get("uid", "") or ""
-    for field in _META_AFTER_UID:
-        value = meta_in.get(field)
-        if value:
-            meta[field] = value
-    grace = meta_in.get("deletionGracePeriodSeconds")
-    if grace is not None:  # a pointer in Go: 0 is sent, only nil is omitted
-        meta["deletionGracePeriodSeconds"] = grace
+    namespace = meta_in.get("namespace") or ""
+    obj_id = meshery_id(cluster_id, kind, api_version, namespace, name) if meshery_ids else ""
     labels = meta_in.get("labels")
-    if labels:
-        meta["labels"] = _key_values(labels, "label", obj_id)
     annotations = meta_in.get("annotations")
-    if annotations:
-        meta["annotations"] = _key_values(annotations, "annotation", obj_id)
-    if "ownerReferences" in meta_in and meta_in["ownerReferences"] is not None:
-        meta["ownerReferences"] = json_text(meta_in["ownerReferences"])
-    if "finalizers" in meta_in and meta_in["finalizers"] is not None:
-        meta["finalizers"] = json_text(meta_in["finalizers"])
-    meta["cluster_id"] = ""
-
-    out: dict[str, Any] = {
-        "id": obj_id,
-        "apiVersion": api_version,
-        "kind": kind,
-        "model": "",
-        "metadata": meta,
-    }
+    metadata = Metadata(
+        id=obj_id,
+        name=name,
+        generateName=meta_in.get("generateName") or "",
+        namespace=namespace,
+        uid=meta_in.get("uid", "") or "",
+        resourceVersion=meta_in.get("resourceVersion") or "",
+        generation=meta_in.get("generation") or 0,
+        creationTimestamp=meta_in.get("creationTimestamp") or "",
+        deletionTimestamp=meta_in.get("deletionTimestamp") or "",
+        # a pointer in Go: 0 is sent, only nil is left out
+        deletionGracePeriodSeconds=meta_in.get("deletionGracePeriodSeconds"),
+        labels=_key_values(labels, "label", obj_id) if labels else None,
+        annotations=_key_values(annotations, "annotation", obj_id) if annotations else None,
+        ownerReferences=_json_or_empty(meta_in, "ownerReferences"),
+        finalizers=_json_or_empty(meta_in, "finalizers"),
+        cluster_id="",
+    )
     spec = obj.get("spec")
-    if spec is not None:
-        out["spec"] = {"id": obj_id, "attribute": json_text(spec)}
     status = obj.get("status")
-    if status is not None:
-        out["status"] = {"id": obj_id, "attribute": json_text(status)}
-    out["cluster_id"] = cluster_id
-    out["pattern_resource"] = _pattern_resource(labels)
+    obj_type = obj.get("type")
     component_metadata = None
     if kind == "Service" and api_version == "v1":
         component_metadata = {"capabilities": {"connection": True, "urls": service_urls(obj)}}
-    out["component_metadata"] = component_metadata
-    for field in _RAW_JSON_FIELDS:
-        value = obj.get(field)
-        if value is not None:
-            out[field] = json_text(value)
-    obj_type = obj.get("type")
-    if obj_type:
-        out["type"] = obj_type if isinstance(obj_type, str) else json_text(obj_type)
-    return out
-
-
-def envelope(event_type: str, obj: Mapping[str, Any], cluster_id: str, **kwargs: Any) -> bytes:
-    """The bytes published on ``meshery.meshsync.core`` for one change."""
-    return _dumps(
-        {
-            "ObjectType": OBJECT_TYPE,
-            "EventType": event_type,
-            "Request": None,
-            "Object": to_meshery(obj, cluster_id, **kwargs),
-        }
+    return MesheryObject(
+        id=obj_id,
+        apiVersion=api_version,
+        kind=kind,
+        model="",
+        metadata=metadata,
+        spec=None if spec is None else Attribute(obj_id, json_text(spec)),
+        status=None if status is None else Attribute(obj_id, json_text(status)),
+        cluster_id=cluster_id,
+        pattern_resource=_pattern_resource(labels),
+        component_metadata=component_metadata,
+        immutable=_json_or_empty(obj, "immutable"),
+        data=_json_or_empty(obj, "data"),
+        binaryData=_json_or_empty(obj, "binaryData"),
+        stringData=_json_or_empty(obj, "stringData"),
+        type=(obj_type if obj_type.__class__ is str else json_text(obj_type)) if obj_type else "",
     )
 
 
-def event_envelope(event: Event, *, meshery_ids: bool = False) -> bytes:
-    """:func:`envelope` for an event, through the raw-JSON fast path when it can."""
-    return _dumps(
-        {
-            "ObjectType": OBJECT_TYPE,
-            "EventType": event.type.value,
-            "Request": None,
-            "Object": event_to_meshery(event, meshery_ids=meshery_ids),
-        }
-    )
-
-
-# -- the raw-JSON fast path ----------------------------------------------------------------------
+# -- from raw JSON --------------------------------------------------------------------------------
 
 _Raw = msgspec.Raw
 _UNSET = msgspec.UNSET
@@ -238,10 +272,10 @@ _NULL = b"null"
 _ABSENT = _Raw(_NULL)
 
 
-class _WireMeta(msgspec.Struct, gc=False):
+class _RawMeta(msgspec.Struct, gc=False):
     """The metadata fields Go sends; anything else (managedFields) is skipped unread.
 
-    Defaults stand for "absent"; a field of another type fails validation and sends the
+    Defaults stand for "absent". A field of another type fails validation and sends the
     object down the dict path, which copies whatever it finds.
     """
 
@@ -260,10 +294,10 @@ class _WireMeta(msgspec.Struct, gc=False):
     finalizers: _Raw = _ABSENT
 
 
-class _WireObject(msgspec.Struct, gc=False):
+class _RawObject(msgspec.Struct, gc=False):
     kind: str | msgspec.UnsetType = _UNSET
     apiVersion: str = ""
-    metadata: _WireMeta | None = None
+    metadata: _RawMeta | None = None
     spec: _Raw = _ABSENT
     status: _Raw = _ABSENT
     immutable: _Raw = _ABSENT
@@ -273,25 +307,25 @@ class _WireObject(msgspec.Struct, gc=False):
     type: str = ""
 
 
-_wire_decoder = msgspec.json.Decoder(_WireObject)
-_NO_META = _WireMeta()
+_raw_decoder = msgspec.json.Decoder(_RawObject)
+_NO_META = _RawMeta()
 
 
-def _text(raw: msgspec.Raw) -> str | None:
-    """The JSON text of a present, non-null value (what json_text gives for the decoded one)."""
+def _text(raw: msgspec.Raw) -> str:
+    """JSON text of a present, non-null value; "" (left out) otherwise."""
     if raw is _ABSENT:
-        return None
+        return ""
     text = bytes(raw)
-    return None if text == _NULL else text.decode()
+    return "" if text == _NULL else text.decode()
 
 
-def event_to_meshery(event: Event, *, meshery_ids: bool = False) -> dict[str, Any]:
+def event_to_meshery(event: Event, *, meshery_ids: bool = False) -> MesheryObject:
     """:func:`to_meshery` of ``event.object``, read straight from ``event.raw_json`` if set."""
     raw = event.raw_json
     if raw is None or event.resource.kind == "Service":  # Services need their URLs parsed
         return to_meshery(event.object, event.cluster_id, meshery_ids=meshery_ids)
     try:
-        obj = _wire_decoder.decode(raw)
+        obj = _raw_decoder.decode(raw)
     except msgspec.ValidationError:  # unusual types: the dict path copies them as they are
         return to_meshery(event.object, event.cluster_id, meshery_ids=meshery_ids)
     if obj.kind is _UNSET:  # list items: the source adds both, from the resource
@@ -302,70 +336,67 @@ def event_to_meshery(event: Event, *, meshery_ids: bool = False) -> dict[str, An
         return to_meshery(event.object, event.cluster_id, meshery_ids=meshery_ids)
     cluster_id = event.cluster_id
     m = obj.metadata or _NO_META
-    name = m.name
-    obj_id = meshery_id(cluster_id, kind, api_version, m.namespace, name) if meshery_ids else ""
-    meta: dict[str, Any] = {"id": obj_id, "name": name}
-    if m.generateName:
-        meta["generateName"] = m.generateName
-    if m.namespace:
-        meta["namespace"] = m.namespace
-    meta["uid"] = m.uid
-    if m.resourceVersion:
-        meta["resourceVersion"] = m.resourceVersion
-    if m.generation:
-        meta["generation"] = m.generation
-    if m.creationTimestamp:
-        meta["creationTimestamp"] = m.creationTimestamp
-    if m.deletionTimestamp:
-        meta["deletionTimestamp"] = m.deletionTimestamp
-    if m.deletionGracePeriodSeconds is not None:
-        meta["deletionGracePeriodSeconds"] = m.deletionGracePeriodSeconds
+    obj_id = meshery_id(cluster_id, kind, api_version, m.namespace, m.name) if meshery_ids else ""
     labels = m.labels
-    if labels:
-        meta["labels"] = _key_values(labels, "label", obj_id)
-    if m.annotations:
-        meta["annotations"] = _key_values(m.annotations, "annotation", obj_id)
-    if m.ownerReferences is not _ABSENT:
-        text = _text(m.ownerReferences)
-        if text is not None:
-            meta["ownerReferences"] = text
-    if m.finalizers is not _ABSENT:
-        text = _text(m.finalizers)
-        if text is not None:
-            meta["finalizers"] = text
-    meta["cluster_id"] = ""
-
-    out: dict[str, Any] = {
-        "id": obj_id,
-        "apiVersion": api_version,
-        "kind": kind,
-        "model": "",
-        "metadata": meta,
-    }
-    text = _text(obj.spec)
-    if text is not None:
-        out["spec"] = {"id": obj_id, "attribute": text}
-    text = _text(obj.status)
-    if text is not None:
-        out["status"] = {"id": obj_id, "attribute": text}
-    out["cluster_id"] = cluster_id
-    out["pattern_resource"] = _pattern_resource(labels)
-    out["component_metadata"] = None
-    if obj.immutable is not _ABSENT or obj.data is not _ABSENT:  # ConfigMaps and Secrets
-        for field, value in (("immutable", obj.immutable), ("data", obj.data)):
-            text = _text(value)
-            if text is not None:
-                out[field] = text
-    if obj.binaryData is not _ABSENT or obj.stringData is not _ABSENT:
-        for field, value in (("binaryData", obj.binaryData), ("stringData", obj.stringData)):
-            text = _text(value)
-            if text is not None:
-                out[field] = text
-    if obj.type:
-        out["type"] = obj.type
-    return out
+    annotations = m.annotations
+    metadata = Metadata(
+        id=obj_id,
+        name=m.name,
+        generateName=m.generateName,
+        namespace=m.namespace,
+        uid=m.uid,
+        resourceVersion=m.resourceVersion,
+        generation=m.generation,
+        creationTimestamp=m.creationTimestamp,
+        deletionTimestamp=m.deletionTimestamp,
+        deletionGracePeriodSeconds=m.deletionGracePeriodSeconds,
+        labels=_key_values(labels, "label", obj_id) if labels else None,
+        annotations=_key_values(annotations, "annotation", obj_id) if annotations else None,
+        ownerReferences=_text(m.ownerReferences),
+        finalizers=_text(m.finalizers),
+        cluster_id="",
+    )
+    spec = _text(obj.spec)
+    status = _text(obj.status)
+    return MesheryObject(
+        id=obj_id,
+        apiVersion=api_version,
+        kind=kind,
+        model="",
+        metadata=metadata,
+        spec=Attribute(obj_id, spec) if spec else None,
+        status=Attribute(obj_id, status) if status else None,
+        cluster_id=cluster_id,
+        pattern_resource=_pattern_resource(labels),
+        component_metadata=None,
+        immutable=_text(obj.immutable),
+        data=_text(obj.data),
+        binaryData=_text(obj.binaryData),
+        stringData=_text(obj.stringData),
+        type=obj.type,
+    )
 
 
-def object_batch(objects: Iterable[Mapping[str, Any]]) -> bytes:
-    """An ``informer-store`` answer message: ``{"Object": [...]}`` of already re-shaped objects."""
-    return _dumps({"Object": list(objects)})
+# -- messages -------------------------------------------------------------------------------------
+
+
+def envelope(event_type: str, obj: Mapping[str, Any], cluster_id: str, **kwargs: Any) -> bytes:
+    """The bytes published on ``meshery.meshsync.core`` for one change of a decoded object."""
+    return _dumps(_Envelope(OBJECT_TYPE, event_type, None, to_meshery(obj, cluster_id, **kwargs)))
+
+
+def event_envelope(event: Event, *, meshery_ids: bool = False) -> bytes:
+    """:func:`envelope` for an event, through the raw-JSON fast path when it can."""
+    return _dumps(
+        _Envelope(
+            OBJECT_TYPE,
+            event.type.value,
+            None,
+            event_to_meshery(event, meshery_ids=meshery_ids),
+        )
+    )
+
+
+def object_batch(objects: Iterable[MesheryObject]) -> bytes:
+    """An ``informer-store`` answer message: ``{"Object": [...]}`` of re-shaped objects."""
+    return _dumps(_ObjectBatch(list(objects)))
