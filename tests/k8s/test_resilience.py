@@ -145,3 +145,32 @@ async def test_5xx_burst_at_start_up(server, run_source) -> None:
     running = await run_source(resources=["pods", "configmaps"])
     await running.synced()
     await _converge(server, running)
+
+
+async def test_continue_token_expiring_mid_list(server, run_source) -> None:
+    """410 on a later page of a list (history compacted between two pages), at start and in a
+    re-list: the list starts over, and the stream still holds each object exactly once."""
+    server.load(bulk_objects(400))
+    server.faults.expire_continue_tokens(2)  # the first later page of both resources
+    running = await run_source(resources=["pods", "configmaps"], namespaces=[])
+    await running.synced()
+    await _converge(server, running)
+    lists_after_start = running.source.stats()["lists"]
+    listed = {e.resource.plural for e in running.sink.events if e.type is EventType.ADDED}
+    assert listed == {"pods", "configmaps"}
+
+    before = len(running.sink.events)
+    # pods, configmaps and CRDs are watched: only then does the expiry reach both resources
+    await wait_until(lambda: len(server.store.watchers()) == 3, what="three open watches")
+    server.faults.expire_continue_tokens(1)
+    server.faults.expire_watches()
+    _churn(server, "c")
+    await _converge(server, running)
+    await wait_until(
+        lambda: running.source.stats()["lists"] >= lists_after_start + 3,
+        what="a re-list of both resources, one of them twice",
+    )
+    await _converge(server, running)
+    changes = sorted(e.type.value for e in running.sink.events[before:])
+    assert changes == ["ADDED", "DELETED", "MODIFIED"]
+    assert server.faults.take_continue_expiry() is False  # every injected expiry was hit

@@ -24,6 +24,7 @@ class Faults:
         self._forbidden: set[tuple[str, str]] = set()
         self._fail_count = 0
         self._fail_status = 500
+        self._expire_continues = 0
         self.watches_hung = False
 
     # -- watches ---------------------------------------------------------------------------
@@ -76,6 +77,20 @@ class Faults:
         with self._lock:
             self._fail_count = n
             self._fail_status = status
+
+    def expire_continue_tokens(self, n: int = 1) -> None:
+        """The next ``n`` list requests that carry a ``continue`` token get 410 Expired, as if
+        the history behind the token was compacted between two pages of a list."""
+        with self._lock:
+            self._expire_continues = n
+
+    def take_continue_expiry(self) -> bool:
+        """Consume one pending continue-token expiry, if any."""
+        with self._lock:
+            if self._expire_continues <= 0:
+                return False
+            self._expire_continues -= 1
+            return True
 
     def take_failure(self) -> ApiError | None:
         """Consume one pending injected failure, if any."""

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from . import managed, subresources, tables
 from .encoding import list_body, render
-from .errors import ApiError, bad_request, conflict, not_found
+from .errors import ApiError, bad_request, conflict, expired, not_found
 from .faults import Faults
 from .patch import (
     APPLY_PATCH,
@@ -462,7 +462,13 @@ class FakeApiServer:
             limit = max(0, int(q.get("limit") or 0))
         except ValueError:
             raise bad_request(f"invalid limit {q.get('limit')!r}") from None
-        page = self.store.list(rt, namespace, label_reqs, field_reqs, limit, q.get("continue", ""))
+        token = q.get("continue", "")
+        if token and self.faults.take_continue_expiry():
+            raise expired(
+                "The provided continue parameter is too old to display a consistent list "
+                "result. You can start a new list without the continue parameter."
+            )
+        page = self.store.list(rt, namespace, label_reqs, field_reqs, limit, token)
         if tables.wants_table(request.headers.get("Accept", "")):
             include = q.get("includeObject", "PartialObjectMetadata")
             rows = [tables.row(e, include, render(e, rt)) for e in page.entries]
