@@ -190,6 +190,18 @@ class Event:
             **_no_more(changes),
         )
 
+    def detach(self) -> Event:
+        """Make this event safe to keep for long; returns it.
+
+        A source may cut ``raw`` out of a larger buffer (a 2 MB list page), and the slice keeps
+        that whole buffer alive. A sink that holds events for a while (a buffer during an
+        outage) calls this to copy the event's own bytes out, so it holds ~4 KB, not 2 MB.
+        """
+        raw = self._raw
+        if raw is not None and raw.__class__ is not bytes:
+            self._raw = bytes(raw)
+        return self
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Event):
             return NotImplemented

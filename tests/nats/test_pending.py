@@ -93,3 +93,37 @@ def test_partial_drain_in_order() -> None:
     buf.extend([ev(n) for n in "abcde"])
     assert [e.name for e in buf.drain(2)] == ["a", "b"]
     assert [e.name for e in buf.drain()] == ["c", "d", "e"]
+
+
+def test_buffered_raw_events_stay_undecoded_and_stop_pinning_their_page() -> None:
+    """A buffered event copies its JSON out of the list page it was cut from (so a long outage
+    holds ~4 KB per object, not a 2 MB page each), and coalescing never decodes it."""
+    import json
+
+    decoded: list[object] = []
+
+    def decode(raw: bytes) -> dict:
+        decoded.append(raw)
+        return json.loads(raw)
+
+    page = bytearray(b" " * 100_000)
+    body = b'{"metadata":{"name":"web","uid":"u1","resourceVersion":"2"}}'
+    page[500 : 500 + len(body)] = body
+
+    def lazy(event_type: EventType, rv: str) -> Event:
+        return Event(
+            event_type,
+            None,
+            PODS,
+            raw=memoryview(page)[500 : 500 + len(body)],
+            decode=decode,
+            identity=("u1", "web", "", rv),
+        )
+
+    buffer = PendingBuffer(10)
+    buffer.add(lazy(EventType.ADDED, "1"))
+    buffer.add(lazy(EventType.MODIFIED, "2"))
+    (event,) = buffer.drain()
+    assert event.type is EventType.ADDED and event.resource_version == "2"
+    assert event.raw_json.__class__ is bytes and event.raw_json == body
+    assert decoded == []

@@ -48,8 +48,8 @@ _CR_NAME = ResourceName(meshsync_cr.PLURAL, None, meshsync_cr.GROUP)
 def release_free_memory() -> None:
     """Hand memory freed after the initial sync back to the OS (glibc only; else a no-op).
 
-    The initial sync decodes every object once; glibc keeps the freed heap for reuse, which
-    would leave RSS ~12 MB per 100,000 objects above what the source actually retains.
+    The initial sync reads every list page once (and sinks may decode every object); glibc
+    keeps the freed heap for reuse, which would leave RSS well above what the source retains.
     """
     gc.collect()
     # What survives the initial sync lives for the whole run: keep later full collections from

@@ -34,7 +34,7 @@ def _merge(old: Event, new: Event) -> Event:
     """A newer event for a pending object. ADDED then MODIFIED stays ADDED (the consumer may
     never have seen the object); anything then DELETED is DELETED."""
     if old.type is _ADDED and new.type is EventType.MODIFIED:
-        return Event(_ADDED, new.object, new.resource, new.source, new.cluster_id, new.extra)
+        return new.replace(type=_ADDED)  # the object stays undecoded
     return new
 
 
@@ -65,6 +65,7 @@ class PendingBuffer:
 
     def add(self, event: Event) -> None:
         """Queue one event (the newest so far)."""
+        event.detach()  # kept for a while: must not pin the whole list page it came from
         items = self._items
         if self._coalescing:
             key = object_key(event)
