@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,16 @@ import nats
 import orjson
 import pytest
 import yaml
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
+from meshsync_k8s.fake_apiserver import KUBE_SYSTEM_UID, FakeApiServer, demo_cluster
+from meshsync_k8s.redaction import redact_secret
+from meshsync_nats import wire as wire_shape
 from meshsync_nats.testing import NatsServer
 
 from meshsync_core import Engine, Options
 from meshsync_core.api import resolve_options
 from meshsync_core.plugin_manager import PluginManager
 from meshsync_core.testing import CaptureSink
+from tests.nats.helpers import as_json
 
 #: (plural, group) of the upstream default set that the demo cluster has objects of, plus the
 #: demo CRD's resource.
@@ -220,3 +223,80 @@ async def test_source_metrics_count_watch_restarts_and_410s(
     finally:
         engine.stop()
         await run
+
+
+async def test_nats_messages_and_informer_store_carry_the_clusters_objects(
+    cluster: tuple[FakeApiServer, Path], tmp_path: Path
+) -> None:
+    """Objects travel undecoded from the API to the wire; what Meshery receives - the change
+    stream and the informer-store answer - is each object re-shaped from its decoded form."""
+    server, kubeconfig = cluster
+    with NatsServer(tmp_path / "nats") as broker:
+        stream: dict[str, dict[str, Any]] = {}
+        store: list[dict[str, Any]] = []
+        batches: list[int] = []
+        arrived = asyncio.Condition()
+
+        async def on_change(msg: Any) -> None:
+            obj = orjson.loads(msg.data)["Object"]
+            stream[obj["metadata"]["uid"]] = obj
+            async with arrived:
+                arrived.notify_all()
+
+        async def on_store(msg: Any) -> None:
+            objects = orjson.loads(msg.data)["Object"]
+            batches.append(len(objects))
+            store.extend(objects)
+            async with arrived:
+                arrived.notify_all()
+
+        client = await nats.connect(broker.url)
+        await client.subscribe("meshery.meshsync.core", cb=on_change)
+        await client.subscribe("meshery-server.meshsync.store", cb=on_store)
+        engine, capture = wire({"kubeconfig": str(kubeconfig), "broker_url": broker.url}, "nats")
+        run = asyncio.create_task(engine.run())
+        try:
+            await capture.synced.wait()
+            expected = cluster_state(server)
+
+            async def received(count: Callable[[], int]) -> None:
+                async with arrived:
+                    await arrived.wait_for(lambda: count() >= len(expected))
+
+            await asyncio.wait_for(received(lambda: len(stream)), 30)
+            request = {
+                "Request": {
+                    "Entity": "informer-store",
+                    "Payload": {"Reply": "meshery-server.meshsync.store"},
+                }
+            }
+            await client.publish("meshery.meshsync.request", orjson.dumps(request))
+            await asyncio.wait_for(received(lambda: len(store)), 30)
+        finally:
+            engine.stop()
+            result = await run
+            await client.close()
+    assert result.exit_code == 0, result.reason
+    # Undecoded all the way, except redacted Secrets, whose clear JSON text is dropped.
+    changes = [e for e in capture.events if e.type.value != "SYNCED"]
+    assert all((e.raw_json is None) == (e.resource.kind == "Secret") for e in changes)
+
+    live = {
+        obj["metadata"]["uid"]: obj
+        for plural, group in WATCHED
+        for obj in server.objects(plural, group)
+    }
+    assert set(stream) == set(live) == {o["metadata"]["uid"] for o in store}
+    assert max(batches) <= 5
+    by_uid = {o["metadata"]["uid"]: o for o in store}
+    for uid, obj in live.items():
+        if obj["kind"] == "Secret":
+            obj = redact_secret(obj)
+        shape = wire_shape.as_builtins(wire_shape.to_meshery(obj, KUBE_SYSTEM_UID))
+        message = as_json({"Object": shape})
+        assert as_json({"Object": stream[uid]}) == message, obj["kind"]
+        assert as_json({"Object": by_uid[uid]}) == message, obj["kind"]
+    secrets = [o for o in stream.values() if o["kind"] == "Secret"]
+    assert secrets and all(
+        set(orjson.loads(s["data"]).values()) == {"[REDACTED]"} for s in secrets if "data" in s
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
@@ -198,3 +199,28 @@ def log_lines(caplog: Any, level: int = logging.WARNING, contains: str = "") -> 
         for r in caplog.records
         if r.levelno >= level and contains.lower() in r.getMessage().lower()
     ]
+
+
+#: Values Go sends as JSON text. Go's text has sorted keys, ours the object's own order: the
+#: goldens hold Go's, and each such string is compared as the JSON it holds.
+_JSON_TEXT_META = ("ownerReferences", "finalizers")
+_JSON_TEXT_TOP = ("immutable", "data", "binaryData", "stringData")
+
+
+def as_json(message: dict) -> dict:
+    """A message with every JSON-text field parsed (after checking it is text)."""
+    obj = dict(message["Object"])
+    meta = obj["metadata"] = dict(obj["metadata"])
+    for field in _JSON_TEXT_META:
+        if field in meta:
+            assert isinstance(meta[field], str), field
+            meta[field] = json.loads(meta[field])
+    for field in ("spec", "status"):
+        if field in obj:
+            assert isinstance(obj[field]["attribute"], str), field
+            obj[field] = {**obj[field], "attribute": json.loads(obj[field]["attribute"])}
+    for field in _JSON_TEXT_TOP:
+        if field in obj:
+            assert isinstance(obj[field], str), field
+            obj[field] = json.loads(obj[field])
+    return {**message, "Object": obj}

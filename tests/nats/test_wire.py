@@ -15,7 +15,7 @@ from meshsync_nats.testing import NatsServer
 
 from meshsync_core import Engine, Event, EventType, Resource
 from meshsync_core.testing import MemorySource
-from tests.nats.helpers import CLUSTER_ID, Running, Subscriber, nats_options
+from tests.nats.helpers import CLUSTER_ID, Running, Subscriber, as_json, nats_options
 
 GOLDEN = Path(__file__).parent / "golden"
 DESIGN_LABEL = wire.DESIGN_ID_LABEL
@@ -39,31 +39,6 @@ def load(kind: str) -> tuple[dict, dict]:
 
 def event_for(obj: dict, event_type: EventType = EventType.ADDED) -> Event:
     return Event(event_type, obj, RESOURCES[obj["kind"]], "test", CLUSTER_ID)
-
-
-#: Values Go sends as JSON text. Go's text has sorted keys, ours the object's own order: the
-#: goldens hold Go's, and each such string is compared as the JSON it holds.
-_JSON_TEXT_META = ("ownerReferences", "finalizers")
-_JSON_TEXT_TOP = ("immutable", "data", "binaryData", "stringData")
-
-
-def as_json(message: dict) -> dict:
-    """A message with every JSON-text field parsed (after checking it is text)."""
-    obj = dict(message["Object"])
-    meta = obj["metadata"] = dict(obj["metadata"])
-    for field in _JSON_TEXT_META:
-        if field in meta:
-            assert isinstance(meta[field], str), field
-            meta[field] = json.loads(meta[field])
-    for field in ("spec", "status"):
-        if field in obj:
-            assert isinstance(obj[field]["attribute"], str), field
-            obj[field] = {**obj[field], "attribute": json.loads(obj[field]["attribute"])}
-    for field in _JSON_TEXT_TOP:
-        if field in obj:
-            assert isinstance(obj[field], str), field
-            obj[field] = json.loads(obj[field])
-    return {**message, "Object": obj}
 
 
 def lazy_event_for(obj: dict, event_type: EventType = EventType.ADDED) -> Event:
