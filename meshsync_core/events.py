@@ -1,7 +1,7 @@
 """The one event type that flows from sources through transforms to sinks.
 
-An :class:`Event` is created for every object a source sees, so it is a slotted dataclass with
-no per-instance dict and no validation: building one costs about as much as building a tuple.
+An :class:`Event` is created for every object a source sees, so it is a slotted class with no
+per-instance dict and no validation: building one costs about as much as building a tuple.
 The resource object travels as the plain ``dict`` the source decoded, untouched, so that each
 sink chooses its own wire format - or, when the source allows it, as its raw JSON text that is
 decoded only if somebody reads it.

@@ -336,25 +336,17 @@ class ResourceWatcher:
         self.resource_version = list_rv
 
     async def _apply_page(self, items: list[Any], seen: set[str] | None, full: bool) -> None:
-        """:meth:`_upsert` for every raw item of a page, inlined: this loop runs per object."""
+        """Diff every raw item of a page against the state and emit what changed."""
         state = self.state
         events = self.events
         emit = self.emit
-        resource, source, cluster_id = self.resource, self.source_name, self.cluster_id
-        decode = self._decode_object
-        ns_filter = self.namespace_filter
-        object_meta = raw_json.object_meta
+        identify = self.identify
+        make_event = self._event
         for raw in items:
-            meta = object_meta(raw)
-            if meta is not None and meta.uid and meta.name:
-                uid, name, namespace, rv = meta.uid, meta.name, meta.namespace, meta.resourceVersion
-            else:
-                ident = self._identify_slowly(raw)  # warns when malformed
-                if ident is None:
-                    continue
-                uid, name, namespace, rv = ident
-            if ns_filter is not None and namespace not in ns_filter:
+            ident = identify(raw)
+            if ident is None:
                 continue
+            uid, name, namespace, rv = ident
             packed = f"{rv}\0{namespace}\0{name}"
             if seen is not None:
                 seen.add(uid)
@@ -369,18 +361,7 @@ class ResourceWatcher:
                 etype = MODIFIED
             state[uid] = packed
             if etype in events:
-                await emit(
-                    Event(
-                        etype,
-                        None,
-                        resource,
-                        source,
-                        cluster_id,
-                        raw=raw,
-                        decode=decode,
-                        identity=(uid, name, namespace, rv),
-                    )
-                )
+                await emit(make_event(etype, raw, ident))
 
     def _decode_object(self, raw: Any) -> dict[str, Any]:
         """An event's object, decoded on first access; list items get apiVersion and kind."""
