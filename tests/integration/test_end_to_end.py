@@ -212,6 +212,10 @@ async def test_source_metrics_count_watch_restarts_and_410s(
                 await asyncio.sleep(0.02)  # the watcher reconnects on its own schedule
 
         await asyncio.wait_for(until(lambda: sample(starts) >= 1), 10)
+        # counted when the watch starts; expire it only once the server holds it
+        await asyncio.wait_for(
+            until(lambda: any(w.rt.plural == "configmaps" for w in server.store.watchers())), 10
+        )
         server.faults.expire_watches()
         await asyncio.wait_for(until(lambda: sample(starts) >= 2), 10)
         expired = (

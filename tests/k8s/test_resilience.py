@@ -41,11 +41,20 @@ def _churn(server: FakeApiServer, tag: str) -> dict[str, Any]:
     return server.delete(cms[-1])
 
 
+async def _watched(server: FakeApiServer) -> None:
+    """Faults reach only watches the server already holds: wait for pods' and configmaps'."""
+    await wait_until(
+        lambda: {w.rt.plural for w in server.store.watchers()} >= {"pods", "configmaps"},
+        what="open watches of pods and configmaps",
+    )
+
+
 async def _started(server: FakeApiServer, run_source, n: int = 400) -> Running:
     server.load(bulk_objects(n))
     running = await run_source(resources=["pods", "configmaps"], namespaces=[])
     await running.synced()
     await _converge(server, running)
+    await _watched(server)
     # lists were paginated (50 per page in tests) and watches asked for bookmarks
     paths = [path for _method, path in server.request_log]
     assert any("continue=" in p for p in paths)
@@ -160,8 +169,7 @@ async def test_continue_token_expiring_mid_list(server, run_source) -> None:
     assert listed == {"pods", "configmaps"}
 
     before = len(running.sink.events)
-    # pods, configmaps and CRDs are watched: only then does the expiry reach both resources
-    await wait_until(lambda: len(server.store.watchers()) == 3, what="three open watches")
+    await _watched(server)
     server.faults.expire_continue_tokens(1)
     server.faults.expire_watches()
     _churn(server, "c")
