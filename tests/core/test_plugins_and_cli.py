@@ -165,6 +165,8 @@ def test_bad_input_gives_one_clear_line_and_exit_2(cli: MeshSyncCLI, tmp_path: P
         ("run", "--config", str(unknown_key)): "unknown setting(s) in config file: outptu",
         ("run", "--no-such-flag"): "No such option '--no-such-flag'",
         ("run", "--queue-size", "0"): "--queue-size",
+        ("run", "--list-page-size", "0"): "--list-page-size",
+        ("run", "--watch-timeout", "soon"): "invalid duration 'soon'",
     }
     for args, message in cases.items():
         result = cli.run(*args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import logging
@@ -9,6 +10,7 @@ import logging
 import pytest
 from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
 from meshsync_k8s.source import KubernetesSource
+from meshsync_k8s.watcher import Tuning
 
 from meshsync_core import ConfigError, Engine, EventType, Options
 from meshsync_core.testing import CaptureSink
@@ -169,3 +171,41 @@ async def test_qualified_name_waits_for_its_crd(server, run_source) -> None:
     crd = next(o for o in demo_cluster() if o["metadata"]["name"] == "widgets.example.com")
     server.create(crd)
     await wait_until(lambda: running.source.watched() == ["widgets.v1.example.com"])
+
+
+def test_tuning_options_reach_the_watchers_and_bad_values_are_config_errors() -> None:
+    source = KubernetesSource(
+        Options(
+            {
+                "list_page_size": 120,
+                "watch_timeout": 600.0,
+                "watch_inactivity_timeout": 90.0,
+                "retry_max_delay": 5.0,
+            }
+        )
+    )
+    tuning = source.tuning
+    assert (tuning.page_size, tuning.watch_timeout) == (120, 600.0)
+    assert (tuning.inactivity_timeout, tuning.backoff_max) == (90.0, 5.0)
+    assert KubernetesSource(Options()).tuning == Tuning()  # unset: the defaults
+    with pytest.raises(ConfigError, match=r"--watch-inactivity-timeout must be at least 0\.1"):
+        KubernetesSource(Options({"watch_inactivity_timeout": 0.0}))
+    with pytest.raises(ConfigError, match="--list-page-size must be at least 1"):
+        KubernetesSource(Options({"list_page_size": 0}))
+
+
+async def test_list_page_size_is_sent_to_the_server(server, kubeconfig) -> None:
+    """Set through the option (no Python-only tuning), the page size reaches the API server."""
+    server.load(demo_cluster())
+    options = Options({"kubeconfig": str(kubeconfig), "resources": ["pods"], "list_page_size": 2})
+    sink = CaptureSink()
+    engine = Engine([KubernetesSource(options)], [sink])
+    task = asyncio.create_task(engine.run())
+    try:
+        await asyncio.wait_for(sink.synced.wait(), 10)
+    finally:
+        engine.stop("test done")
+        await asyncio.wait_for(task, 10)
+    lists = [path for _m, path in server.request_log if path.startswith("/api/v1/pods?")]
+    assert lists and all("limit=2" in path for path in lists if "watch" not in path)
+    assert any("continue=" in path for path in lists)

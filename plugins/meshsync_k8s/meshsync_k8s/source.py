@@ -14,6 +14,7 @@ import contextlib
 import ctypes
 import gc
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 from meshsync_core import ConfigError, Event, EventType, Options, Source, StartupError
@@ -59,6 +60,28 @@ def release_free_memory() -> None:
         ctypes.CDLL(None).malloc_trim(0)
 
 
+#: Tuning field -> (option key, flag, smallest sensible value).
+_TUNING_OPTIONS: dict[str, tuple[str, str, float]] = {
+    "page_size": ("list_page_size", "--list-page-size", 1),
+    "watch_timeout": ("watch_timeout", "--watch-timeout", 1.0),
+    "inactivity_timeout": ("watch_inactivity_timeout", "--watch-inactivity-timeout", 0.1),
+    "backoff_max": ("retry_max_delay", "--retry-max-delay", 0.1),
+}
+
+
+def tuning_from(options: Options) -> Tuning:
+    """The list/watch timings the user set (``--watch-timeout`` ...), defaults elsewhere."""
+    changes: dict[str, Any] = {}
+    for field, (key, flag, minimum) in _TUNING_OPTIONS.items():
+        value = options.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+            raise ConfigError(f"{flag} must be at least {minimum:g}, not {value!r}")
+        changes[field] = value
+    return replace(Tuning(), **changes)
+
+
 class KubernetesSource(Source):
     """Lists and watches a Kubernetes cluster through its API server."""
 
@@ -91,7 +114,7 @@ class KubernetesSource(Source):
         self.cluster_scoped = options.get("cluster_scoped", True) is not False
         self.watch_crds = options.get("watch_crds", True) is not False
         self.use_meshsync_cr = options.get("meshsync_cr", True) is not False
-        self.tuning = tuning or options.get("k8s_tuning") or Tuning()
+        self.tuning = tuning or options.get("k8s_tuning") or tuning_from(options)
         self.client: ApiClient | None = None
         self.cluster_id = ""
         self.discovery: Discovery | None = None
