@@ -1,6 +1,6 @@
 """End-to-end benchmarks: fake API server -> MeshSync -> a real nats-server / a snapshot file.
 
-    python bench/bench_end_to_end.py [nats|file|all] [objects]     (default: all 100000)
+    python bench/bench_end_to_end.py [nats|file|all] [objects] [rounds]   (default: all 100000 1)
 
 ``nats``: initial sync of ``objects`` Pods and ConfigMaps (realistic, with managedFields) from the
 fake API server (its own process) through the k8s source and the NATS sink to a nats-py
@@ -282,9 +282,12 @@ async def bench_file(objects: int) -> None:
 def main() -> None:
     part = sys.argv[1] if len(sys.argv) > 1 else "all"
     objects = int(sys.argv[2]) if len(sys.argv) > 2 else 100_000
-    if part == "all":
-        for name in ("nats", "file"):
-            subprocess.run([sys.executable, __file__, name, str(objects)], check=True)
+    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    if part == "all" or rounds > 1:
+        # every run in a fresh process, so that each peak RSS is its own
+        for name in ("nats", "file") if part == "all" else (part,):
+            for _ in range(rounds):
+                subprocess.run([sys.executable, __file__, name, str(objects)], check=True)
         return
     asyncio.run(bench_nats(objects) if part == "nats" else bench_file(objects))
 
