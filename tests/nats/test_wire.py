@@ -222,6 +222,39 @@ def test_service_urls_variants() -> None:
     assert wire.to_meshery(headless, "c").component_metadata == {
         "capabilities": {"connection": True, "urls": []}
     }
+    # NodePort, no load balancer: Go's localhost:<nodePort> first, then the cluster IP
+    node_port = {
+        **svc,
+        "spec": {
+            "type": "NodePort",
+            "clusterIP": "10.0.0.7",
+            "ports": [{"port": 80, "nodePort": 30080}, {"port": 9090, "nodePort": 30090}],
+        },
+        "status": {"loadBalancer": {"ingress": [{"ip": "<pending>"}]}},
+    }
+    assert wire.service_urls(node_port) == [
+        "http://localhost:30080",
+        "http://localhost:30090",
+        "http://10.0.0.7:80",
+        "http://10.0.0.7:9090",
+    ]
+    # a load balancer replaces the node ports, as in Go; IPv6 addresses are bracketed
+    balanced = {
+        **node_port,
+        "spec": {**node_port["spec"], "clusterIPs": ["fd00::7"], "ports": [{"port": 80}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "198.51.100.9"}]}},
+    }
+    assert wire.service_urls(balanced) == ["http://198.51.100.9:80", "http://[fd00::7]:80"]
+
+
+def test_deleted_service_has_no_connection_metadata() -> None:
+    """Go leaves component_metadata null on DELETED (its Service processor skips deletes)."""
+    source, _ = load("service")
+    added = orjson.loads(wire.envelope("ADDED", source, CLUSTER_ID))
+    deleted = orjson.loads(wire.envelope("DELETED", source, CLUSTER_ID))
+    assert added["Object"]["component_metadata"]["capabilities"]["urls"]
+    assert "component_metadata" in deleted["Object"]
+    assert deleted["Object"]["component_metadata"] is None
 
 
 def test_input_is_not_modified() -> None:

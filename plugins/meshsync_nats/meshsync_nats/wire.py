@@ -162,12 +162,24 @@ def _pattern_resource(labels: Mapping[str, Any] | None) -> str | None:
 
 
 def service_urls(obj: Mapping[str, Any]) -> list[str]:
-    """Connection URLs of a Service: every address (load-balancer ingress, external IPs,
-    cluster IPs) with every port, ``https`` for port 443 and ``http`` otherwise."""
+    """Connection URLs of a Service, outside-in, like Go MeshSync (meshkit's ``GetEndpoint``):
+
+    1. load-balancer ingress addresses (IP, else hostname) and ``spec.externalIPs``;
+    2. without a load balancer, ``localhost:<nodePort>`` for every node port (Go's NodePort
+       answer, for clusters on the same machine);
+    3. the cluster IPs (``None`` of headless Services skipped).
+
+    Each address is paired with every port; ``https`` for port 443, ``http`` otherwise. Go
+    takes only the last port and the first ingress, and dials the address first - sending no
+    URLs at all when the dial fails; this never dials, so the answer does not depend on where
+    MeshSync runs.
+    """
     spec = obj.get("spec")
     if not isinstance(spec, Mapping):
         return []
-    hosts: list[str] = []
+    ports = [port for port in spec.get("ports") or () if isinstance(port, Mapping)]
+    numbers = [port["port"] for port in ports if port.get("port")]
+    balancers: list[str] = []
     status = obj.get("status")
     if isinstance(status, Mapping):
         lb = status.get("loadBalancer")
@@ -175,24 +187,20 @@ def service_urls(obj: Mapping[str, Any]) -> list[str]:
             for ingress in lb.get("ingress") or ():
                 if isinstance(ingress, Mapping):
                     host = ingress.get("ip") or ingress.get("hostname")
-                    if host:
-                        hosts.append(str(host))
-    hosts.extend(str(ip) for ip in spec.get("externalIPs") or () if ip)
+                    if host and host != "<pending>":
+                        balancers.append(str(host))
+    external = [*balancers, *(str(ip) for ip in spec.get("externalIPs") or () if ip)]
+    pairs = [(host, number) for host in external for number in numbers]
+    if not balancers:
+        pairs += [("localhost", port["nodePort"]) for port in ports if port.get("nodePort")]
     cluster_ips = spec.get("clusterIPs") or ([spec["clusterIP"]] if spec.get("clusterIP") else [])
-    hosts.extend(str(ip) for ip in cluster_ips if ip and ip != "None")
+    pairs += [(str(ip), number) for ip in cluster_ips if ip and ip != "None" for number in numbers]
     urls: list[str] = []
-    seen: set[str] = set()
-    for host in hosts:
+    for host, number in pairs:
         shown = f"[{host}]" if ":" in host else host  # IPv6
-        for port in spec.get("ports") or ():
-            if not isinstance(port, Mapping) or not port.get("port"):
-                continue
-            number = port["port"]
-            scheme = "https" if number == 443 else "http"
-            url = f"{scheme}://{shown}:{number}"
-            if url not in seen:
-                seen.add(url)
-                urls.append(url)
+        url = f"{'https' if number == 443 else 'http'}://{shown}:{number}"
+        if url not in urls:
+            urls.append(url)
     return urls
 
 
@@ -382,19 +390,18 @@ def event_to_meshery(event: Event, *, meshery_ids: bool = False) -> MesheryObjec
 
 def envelope(event_type: str, obj: Mapping[str, Any], cluster_id: str, **kwargs: Any) -> bytes:
     """The bytes published on ``meshery.meshsync.core`` for one change of a decoded object."""
-    return _dumps(_Envelope(OBJECT_TYPE, event_type, None, to_meshery(obj, cluster_id, **kwargs)))
+    return _message(event_type, to_meshery(obj, cluster_id, **kwargs))
 
 
 def event_envelope(event: Event, *, meshery_ids: bool = False) -> bytes:
     """:func:`envelope` for an event, through the raw-JSON fast path when it can."""
-    return _dumps(
-        _Envelope(
-            OBJECT_TYPE,
-            event.type.value,
-            None,
-            event_to_meshery(event, meshery_ids=meshery_ids),
-        )
-    )
+    return _message(event.type.value, event_to_meshery(event, meshery_ids=meshery_ids))
+
+
+def _message(event_type: str, obj: MesheryObject) -> bytes:
+    if event_type == "DELETED":
+        obj.component_metadata = None  # as Go: a deleted Service offers no connection
+    return _dumps(_Envelope(OBJECT_TYPE, event_type, None, obj))
 
 
 def object_batch(objects: Iterable[MesheryObject]) -> bytes:
