@@ -183,6 +183,15 @@ def test_omit_empty_and_always_present() -> None:
     )
     assert out["spec"] == {"id": "", "attribute": "{}"}
     assert "labels" not in out["metadata"] and "generation" not in out["metadata"]
+    # Go's omitempty also covers metadata.name and a label's empty value
+    out = wire.as_builtins(
+        wire.to_meshery({"kind": "X", "metadata": {"labels": {"flag": "", "a": "1"}}}, "c")
+    )
+    assert "name" not in out["metadata"] and out["metadata"]["uid"] == ""
+    assert out["metadata"]["labels"] == [
+        {"id": "", "unique_id": "", "kind": "label", "key": "a", "value": "1"},
+        {"id": "", "unique_id": "", "kind": "label", "key": "flag"},
+    ]
 
 
 def test_meshery_ids_flag() -> None:

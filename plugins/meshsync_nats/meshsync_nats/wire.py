@@ -46,14 +46,14 @@ _dumps = msgspec.json.Encoder().encode
 # -- the shape ------------------------------------------------------------------------------------
 
 
-class KeyValue(msgspec.Struct, gc=False):
-    """One label or annotation."""
+class KeyValue(msgspec.Struct, omit_defaults=True, gc=False):
+    """One label or annotation (an empty value is left out, as Go's ``omitempty`` does)."""
 
     id: str
     unique_id: str
     kind: str
-    key: str
-    value: str
+    key: str = ""
+    value: str = ""
 
 
 class Attribute(msgspec.Struct, gc=False):
@@ -65,7 +65,7 @@ class Attribute(msgspec.Struct, gc=False):
 
 class Metadata(msgspec.Struct, kw_only=True, omit_defaults=True, gc=False):
     id: str
-    name: str
+    name: str = ""
     generateName: str = ""
     namespace: str = ""
     uid: str
