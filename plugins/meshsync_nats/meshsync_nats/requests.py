@@ -110,7 +110,7 @@ class RequestHandler:
                 self.log.info("resync-discovery requested: re-listing every resource")
                 await self.request_resync()
             elif entity == META:
-                await self.publish(SUBJECT_META, orjson.dumps({"Object": self.version}))
+                await self.publish(SUBJECT_META, wire.reply(self.version))
             elif entity in NOT_YET:
                 self._warn(
                     "request %r is not supported yet by the Python MeshSync; ignored", entity

@@ -108,8 +108,13 @@ class _Envelope(msgspec.Struct, gc=False):
     Object: MesheryObject
 
 
-class _ObjectBatch(msgspec.Struct, gc=False):
-    Object: list[MesheryObject]
+class _Reply(msgspec.Struct, kw_only=True, gc=False):
+    """A request's answer: Go publishes a bare ``broker.Message``, so the first three are empty."""
+
+    ObjectType: str = ""
+    EventType: str = ""
+    Request: None = None
+    Object: Any
 
 
 def as_builtins(obj: MesheryObject) -> dict[str, Any]:
@@ -404,6 +409,12 @@ def _message(event_type: str, obj: MesheryObject) -> bytes:
     return _dumps(_Envelope(OBJECT_TYPE, event_type, None, obj))
 
 
+def reply(value: Any) -> bytes:
+    """An answer to a request (``informer-store`` batches, ``meshsync-meta``) as Go sends it:
+    ``{"ObjectType": "", "EventType": "", "Request": null, "Object": value}``."""
+    return _dumps(_Reply(Object=value))
+
+
 def object_batch(objects: Iterable[MesheryObject]) -> bytes:
-    """An ``informer-store`` answer message: ``{"Object": [...]}`` of re-shaped objects."""
-    return _dumps(_ObjectBatch(list(objects)))
+    """An ``informer-store`` answer message carrying a few re-shaped objects."""
+    return reply(list(objects))
