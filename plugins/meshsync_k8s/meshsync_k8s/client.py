@@ -227,7 +227,7 @@ class ApiClient:
     ) -> AsyncIterator[tuple[str, Any]]:
         """Yield ``(type, raw object JSON)`` from a watch stream until the server ends it.
 
-        A line that is not a watch event is yielded as ``("MALFORMED", its first bytes)``.
+        A line that is not a watch event is yielded as ``("MALFORMED", what is wrong)``.
 
         ``inactivity_timeout`` bounds the silence between two chunks, so a stream that died
         without a FIN (a vanished load balancer) is noticed. Raises ApiError.
@@ -253,8 +253,9 @@ class ApiClient:
                             continue
                         try:
                             event = raw_json.decode_watch_line(line)
-                        except raw_json.DecodeError:
-                            yield "MALFORMED", bytes(line[:120])
+                        except raw_json.DecodeError as exc:
+                            # never the line itself: it may be part of a Secret
+                            yield "MALFORMED", f"{len(line)} bytes; {exc}"
                             continue
                         yield event.type, event.object
                     if start:

@@ -494,7 +494,7 @@ class ResourceWatcher:
                     return
 
     async def _apply(self, etype: str, raw: Any) -> None:
-        """One watch event; ``raw`` is its object's JSON (bytes of the line when MALFORMED)."""
+        """One watch event; ``raw`` is its object's JSON (what is wrong, when MALFORMED)."""
         if etype == "ADDED" or etype == "MODIFIED":
             await self._upsert(raw)
         elif etype == "DELETED":
@@ -512,7 +512,7 @@ class ResourceWatcher:
                 str(status.get("message") or ""),
             )
         elif etype == "MALFORMED":
-            self._malformed(f"undecodable watch event {raw!r}")
+            self._malformed(f"undecodable watch event ({raw})")
             return
         else:
             self._malformed(f"unknown watch event type {etype!r}")
