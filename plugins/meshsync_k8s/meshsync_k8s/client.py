@@ -115,6 +115,8 @@ class ApiClient:
 
     def _kwargs(self, timeout: aiohttp.ClientTimeout) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"headers": self.connection.headers, "timeout": timeout}
+        if self.connection.proxy:
+            kwargs["proxy"] = self.connection.proxy
         if self.connection.server_hostname:
             kwargs["server_hostname"] = self.connection.server_hostname
         return kwargs

@@ -3,9 +3,9 @@
 We parse kubeconfig ourselves (PyYAML) instead of going through a client library so that every
 problem becomes a one-line :class:`ConfigError` naming the file, context, cluster or user at
 fault. Supported: server URL, CA file/data, ``insecure-skip-tls-verify``, ``tls-server-name``,
-client certificate/key (file or data), bearer token / ``tokenFile``, basic auth and ``exec``
-credential plugins (client.authentication.k8s.io ``ExecCredential``). The legacy
-``auth-provider`` mechanism is reported as unsupported (use an ``exec`` plugin instead).
+client certificate/key (file or data), bearer token / ``tokenFile``, basic auth, ``exec``
+credential plugins (client.authentication.k8s.io ``ExecCredential``) and an http ``proxy-url``.
+The legacy ``auth-provider`` mechanism is reported as unsupported (use an ``exec`` plugin).
 
 Lookup order (Go MeshSync's): explicit ``--kubeconfig`` > in-cluster service account >
 ``$KUBECONFIG`` (a list separated by ``os.pathsep``, merged like kubectl does) >
@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -51,6 +52,8 @@ class Connection:
     #: Exec plugin configuration, re-run on 401 (its token may have expired).
     exec_config: dict[str, Any] | None = None
     exec_base: Path | None = None
+    #: ``proxy-url`` of the cluster: an ``http://`` proxy every request goes through.
+    proxy: str | None = None
 
     def refresh_credentials(self) -> bool:
         """Re-read rotating credentials; True if something could have changed."""
@@ -215,11 +218,30 @@ def _from_kubeconfig(files: list[Path], context_name: str | None) -> Connection:
     origin = f"kubeconfig {where} (context {name})"
     conn = Connection(server=server.rstrip("/"), ssl=None, origin=origin, context=name)
     cert = _user_credentials(conn, user, user_base, f"user {user_name!r} in kubeconfig {where}")
+    if cluster.get("proxy-url") is not None:
+        conn.proxy = _proxy_url(cluster["proxy-url"], f"cluster {cluster_name!r} in {where}")
     if server.startswith("https://"):
         conn.ssl = _cluster_ssl(cluster, cluster_base, f"cluster {cluster_name!r}", cert)
         if isinstance(cluster.get("tls-server-name"), str):
             conn.server_hostname = cluster["tls-server-name"]
     return conn
+
+
+def _proxy_url(value: Any, what: str) -> str:
+    """A cluster's ``proxy-url``: http proxies (https targets tunnel through CONNECT)."""
+    url = urlsplit(value) if isinstance(value, str) else None
+    if url is None or not url.hostname:
+        raise ConfigError(f"{what}: proxy-url must be a URL like http://proxy:3128, not {value!r}")
+    if url.scheme != "http":
+        raise ConfigError(
+            f"{what}: {url.scheme or 'scheme-less'} proxies are not supported; "
+            "use an http:// proxy-url (it tunnels https to the API server)"
+        )
+    try:
+        url.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError:
+        raise ConfigError(f"{what}: proxy-url has an invalid port") from None
+    return value
 
 
 def _cluster_ssl(
