@@ -12,6 +12,7 @@ import pytest
 import yaml
 from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
 from meshsync_k8s.kubeconfig import load_connection
+from meshsync_k8s.proxies import environment_proxy
 from meshsync_k8s.source import KubernetesSource
 
 from meshsync_core import ConfigError, Engine, Options, StartupError
@@ -191,6 +192,72 @@ async def test_unreachable_proxy_is_one_clear_startup_error(tmp_path: Path) -> N
     await server.start()
     try:
         kubeconfig = with_proxy(server.write_kubeconfig(tmp_path / "kc"), "http://127.0.0.1:9")
+        source = KubernetesSource(Options({"kubeconfig": str(kubeconfig)}), tuning=FAST)
+        with pytest.raises(StartupError, match="cannot reach the Kubernetes API server"):
+            await source.open()
+        await source.close()
+    finally:
+        await server.stop()
+
+
+# -- proxies from the environment (client-go's rule) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("server", "environ", "expected"),
+    [
+        ("https://api.example.com:6443", {"HTTPS_PROXY": "http://p:3128"}, "http://p:3128"),
+        ("https://api.example.com:6443", {"https_proxy": "p:3128"}, "http://p:3128"),
+        ("https://api.example.com:6443", {"HTTP_PROXY": "http://p:3128"}, None),
+        ("http://api.example.com", {"HTTP_PROXY": "http://p:3128"}, "http://p:3128"),
+        ("https://127.0.0.1:6443", {"HTTPS_PROXY": "http://p:3128"}, None),
+        ("https://[::1]:6443", {"HTTPS_PROXY": "http://p:3128"}, None),
+        ("https://localhost:6443", {"HTTPS_PROXY": "http://p:3128"}, None),
+        ("https://api.example.com", {"HTTPS_PROXY": "http://p", "NO_PROXY": "*"}, None),
+        ("https://api.example.com", {"HTTPS_PROXY": "http://p", "NO_PROXY": "example.com"}, None),
+        ("https://api.example.com", {"HTTPS_PROXY": "http://p", "no_proxy": ".example.com"}, None),
+        (
+            "https://myexample.com",
+            {"HTTPS_PROXY": "http://p", "NO_PROXY": "example.com"},
+            "http://p",
+        ),
+        ("https://10.96.0.1", {"HTTPS_PROXY": "http://p", "NO_PROXY": "10.96.0.0/12"}, None),
+        ("https://10.96.0.1:443", {"HTTPS_PROXY": "http://p", "NO_PROXY": "10.96.0.1:443"}, None),
+        (
+            "https://10.96.0.1:6443",
+            {"HTTPS_PROXY": "http://p", "NO_PROXY": "10.96.0.1:443"},
+            "http://p",
+        ),
+    ],
+)
+def test_environment_proxy_rules(server: str, environ: dict, expected: str | None) -> None:
+    assert environment_proxy(server, environ) == expected
+
+
+def test_unsupported_environment_proxy_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match="environment variable HTTPS_PROXY: socks5 proxies"):
+        environment_proxy("https://api.example.com", {"HTTPS_PROXY": "socks5://p:1080"})
+
+
+async def test_environment_proxy_is_used_and_no_proxy_respected(
+    proxy: ForwardProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HTTP_PROXY carries the traffic to a server only the proxy can resolve; NO_PROXY for that
+    host sends the client straight to it, where the name does not resolve."""
+    server = FakeApiServer()
+    await server.start()
+    try:
+        server.load(demo_cluster())
+        kubeconfig = server.write_kubeconfig(tmp_path / "kc")
+        config = yaml.safe_load(kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        cluster["server"] = cluster["server"].replace("127.0.0.1", HIDDEN_HOST)
+        kubeconfig.write_text(yaml.safe_dump(config))
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
+        names = await synced_names(kubeconfig, server)
+        assert "live" in names and proxy.requests
+
+        monkeypatch.setenv("NO_PROXY", "localhost,.invalid")
         source = KubernetesSource(Options({"kubeconfig": str(kubeconfig)}), tuning=FAST)
         with pytest.raises(StartupError, match="cannot reach the Kubernetes API server"):
             await source.open()

@@ -25,12 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import yaml
 
 from meshsync_core import ConfigError
 from meshsync_core.settings import yaml_problem
+from meshsync_k8s.proxies import environment_proxy, proxy_url
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -78,6 +78,19 @@ def load_connection(
     home: Path | None = None,
 ) -> Connection:
     """Resolve the connection in Go MeshSync's order; raise ConfigError naming the problem."""
+    conn = _locate(kubeconfig, context, environ, service_account_dir, home)
+    if conn.proxy is None:  # no proxy-url: the environment may ask for one, as in client-go
+        conn.proxy = environment_proxy(conn.server, environ)
+    return conn
+
+
+def _locate(
+    kubeconfig: str | os.PathLike[str] | None,
+    context: str | None,
+    environ: Mapping[str, str],
+    service_account_dir: Path,
+    home: Path | None,
+) -> Connection:
     if kubeconfig:
         files = [Path(p).expanduser() for p in str(kubeconfig).split(os.pathsep) if p]
         for file in files:
@@ -219,29 +232,12 @@ def _from_kubeconfig(files: list[Path], context_name: str | None) -> Connection:
     conn = Connection(server=server.rstrip("/"), ssl=None, origin=origin, context=name)
     cert = _user_credentials(conn, user, user_base, f"user {user_name!r} in kubeconfig {where}")
     if cluster.get("proxy-url") is not None:
-        conn.proxy = _proxy_url(cluster["proxy-url"], f"cluster {cluster_name!r} in {where}")
+        conn.proxy = proxy_url(cluster["proxy-url"], f"cluster {cluster_name!r} in {where}")
     if server.startswith("https://"):
         conn.ssl = _cluster_ssl(cluster, cluster_base, f"cluster {cluster_name!r}", cert)
         if isinstance(cluster.get("tls-server-name"), str):
             conn.server_hostname = cluster["tls-server-name"]
     return conn
-
-
-def _proxy_url(value: Any, what: str) -> str:
-    """A cluster's ``proxy-url``: http proxies (https targets tunnel through CONNECT)."""
-    url = urlsplit(value) if isinstance(value, str) else None
-    if url is None or not url.hostname:
-        raise ConfigError(f"{what}: proxy-url must be a URL like http://proxy:3128, not {value!r}")
-    if url.scheme != "http":
-        raise ConfigError(
-            f"{what}: {url.scheme or 'scheme-less'} proxies are not supported; "
-            "use an http:// proxy-url (it tunnels https to the API server)"
-        )
-    try:
-        url.port  # noqa: B018 - raises on a port that is not a number
-    except ValueError:
-        raise ConfigError(f"{what}: proxy-url has an invalid port") from None
-    return value
 
 
 def _cluster_ssl(
