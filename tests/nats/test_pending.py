@@ -127,3 +127,19 @@ def test_buffered_raw_events_stay_undecoded_and_stop_pinning_their_page() -> Non
     assert event.type is EventType.ADDED and event.resource_version == "2"
     assert event.raw_json.__class__ is bytes and event.raw_json == body
     assert decoded == []
+
+
+def test_jetstream_resend_skips_changes_superseded_by_a_stored_later_one() -> None:
+    """Acks come one by one: if web@2 failed but web@3 was stored, resending web@2 would land
+    after web@3 and leave the consumer on a stale state. Other failures are resent in order."""
+    from meshsync_nats.pending import to_resend
+
+    results = [
+        (ev("web", rv="2"), False),  # superseded by web@3 below
+        (ev("db", rv="5"), False),  # nothing newer of db: resend
+        (ev("web", rv="3"), True),
+        (ev("cache", rv="7"), True),
+        (ev("cache", rv="8", event_type=EventType.DELETED), False),  # newest of cache: resend
+    ]
+    assert summary(to_resend(results)) == [("db", "MODIFIED", "5"), ("cache", "DELETED", "8")]
+    assert to_resend([]) == []

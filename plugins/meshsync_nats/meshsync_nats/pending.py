@@ -38,6 +38,26 @@ def _merge(old: Event, new: Event) -> Event:
     return new
 
 
+def to_resend(results: list[tuple[Event, bool]]) -> list[Event]:
+    """The events of a published batch to send again, given ``(event, acknowledged)`` in order.
+
+    JetStream acknowledges each message on its own, so a change can fail while a later change
+    of the same object is stored. Resending the older one would put it after the newer one in
+    the stream, and the consumer would end on a stale state: such a superseded change is not
+    resent. Everything else that failed is, in its original order.
+    """
+    stored_later: set[Any] = set()
+    resend: list[Event] = []
+    for event, acknowledged in reversed(results):
+        key = object_key(event)
+        if acknowledged:
+            stored_later.add(key)
+        elif key not in stored_later:
+            resend.append(event)
+    resend.reverse()
+    return resend
+
+
 class PendingBuffer:
     """Ordered events waiting to be published; at most ``capacity`` non-delete entries."""
 

@@ -40,7 +40,7 @@ from meshsync_core import ConfigError, Event, Options, Sink, SinkContext
 from meshsync_core import __version__ as core_version
 from meshsync_nats import wire
 from meshsync_nats.connection import ConnectionSettings, mask_url
-from meshsync_nats.pending import PendingBuffer
+from meshsync_nats.pending import PendingBuffer, to_resend
 from meshsync_nats.requests import QUEUE_GROUP, SUBJECT_REQUEST, RequestHandler
 
 #: Recently confirmed changes are re-sent after a reconnect: the server may have taken them but
@@ -541,22 +541,19 @@ class NatsSink(Sink):
             _, not_done = await asyncio.wait([f for _, f in futures], timeout=self.ack_timeout)
             for future in not_done:
                 future.cancel()
-        failed: list[Event] = []
-        acked = 0
+        results: list[tuple[Event, bool]] = []
         for event, future in futures:
             error = None if future.cancelled() else future.exception()
-            if future.cancelled() or error is not None:
-                failed.append(event)
-                if isinstance(error, nats.js.errors.NoStreamResponseError):
-                    self._stream_ok = False  # deleted, or JetStream was off: check again
-                if error is not None:
-                    self._warn_limited(f"JetStream did not accept a change: {error}", key="js-nack")
-            else:
-                acked += 1
+            results.append((event, not future.cancelled() and error is None))
+            if isinstance(error, nats.js.errors.NoStreamResponseError):
+                self._stream_ok = False  # deleted, or JetStream was off: check again
+            if error is not None:
+                self._warn_limited(f"JetStream did not accept a change: {error}", key="js-nack")
+        acked = sum(ok for _, ok in results)
         self._count("published", acked)
-        if failed:
-            self._count("ack_failures", len(failed))
-        return failed + rest
+        if acked < len(results):
+            self._count("ack_failures", len(results) - acked)
+        return to_resend(results) + rest
 
     # -- confirmation (core NATS) -------------------------------------------------------------
 
