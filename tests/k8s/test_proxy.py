@@ -108,11 +108,12 @@ async def proxy() -> AsyncIterator[ForwardProxy]:
 
 
 def with_proxy(kubeconfig: Path, proxy_url: object, *, hide_server: bool = False) -> Path:
-    """Add ``proxy-url``; with ``hide_server`` also name the server by a host only the proxy
-    resolves (keeping TLS verification for the certificate's ``localhost``)."""
+    """Set ``proxy-url`` (unless None); with ``hide_server`` also name the server by a host only
+    the proxy resolves (keeping TLS verification for the certificate's ``localhost``)."""
     config = yaml.safe_load(kubeconfig.read_text())
     cluster = config["clusters"][0]["cluster"]
-    cluster["proxy-url"] = proxy_url
+    if proxy_url is not None:
+        cluster["proxy-url"] = proxy_url
     if hide_server:
         cluster["server"] = cluster["server"].replace("127.0.0.1", HIDDEN_HOST)
         cluster["tls-server-name"] = "localhost"
@@ -187,15 +188,20 @@ def test_bad_proxy_url_is_a_clear_config_error(value: object, message: str, tmp_
     assert message in str(caught.value)
 
 
+async def assert_unreachable(kubeconfig: Path) -> None:
+    """Opening the source fails with the one-line start-up error."""
+    source = KubernetesSource(Options({"kubeconfig": str(kubeconfig)}), tuning=FAST)
+    with pytest.raises(StartupError, match="cannot reach the Kubernetes API server"):
+        await source.open()
+    await source.close()
+
+
 async def test_unreachable_proxy_is_one_clear_startup_error(tmp_path: Path) -> None:
     server = FakeApiServer()
     await server.start()
     try:
         kubeconfig = with_proxy(server.write_kubeconfig(tmp_path / "kc"), "http://127.0.0.1:9")
-        source = KubernetesSource(Options({"kubeconfig": str(kubeconfig)}), tuning=FAST)
-        with pytest.raises(StartupError, match="cannot reach the Kubernetes API server"):
-            await source.open()
-        await source.close()
+        await assert_unreachable(kubeconfig)
     finally:
         await server.stop()
 
@@ -249,18 +255,12 @@ async def test_environment_proxy_is_used_and_no_proxy_respected(
     try:
         server.load(demo_cluster())
         kubeconfig = server.write_kubeconfig(tmp_path / "kc")
-        config = yaml.safe_load(kubeconfig.read_text())
-        cluster = config["clusters"][0]["cluster"]
-        cluster["server"] = cluster["server"].replace("127.0.0.1", HIDDEN_HOST)
-        kubeconfig.write_text(yaml.safe_dump(config))
+        with_proxy(kubeconfig, None, hide_server=True)  # the environment brings the proxy
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
         names = await synced_names(kubeconfig, server)
         assert "live" in names and proxy.requests
 
         monkeypatch.setenv("NO_PROXY", "localhost,.invalid")
-        source = KubernetesSource(Options({"kubeconfig": str(kubeconfig)}), tuning=FAST)
-        with pytest.raises(StartupError, match="cannot reach the Kubernetes API server"):
-            await source.open()
-        await source.close()
+        await assert_unreachable(kubeconfig)
     finally:
         await server.stop()
