@@ -4,8 +4,9 @@ We parse kubeconfig ourselves (PyYAML) instead of going through a client library
 problem becomes a one-line :class:`ConfigError` naming the file, context, cluster or user at
 fault. Supported: server URL, CA file/data, ``insecure-skip-tls-verify``, ``tls-server-name``,
 client certificate/key (file or data), bearer token / ``tokenFile``, basic auth, ``exec``
-credential plugins (client.authentication.k8s.io ``ExecCredential``) and an http ``proxy-url``.
-The legacy ``auth-provider`` mechanism is reported as unsupported (use an ``exec`` plugin).
+credential plugins (client.authentication.k8s.io ``ExecCredential``), the ``oidc``
+auth-provider and an http ``proxy-url``. Other auth-providers (gcp, azure: removed from client-go)
+are reported as unsupported (use an ``exec`` plugin).
 
 Lookup order (Go MeshSync's): explicit ``--kubeconfig`` > in-cluster service account >
 ``$KUBECONFIG`` (a list separated by ``os.pathsep``, merged like kubectl does) >
@@ -30,6 +31,7 @@ import yaml
 
 from meshsync_core import ConfigError
 from meshsync_core.settings import yaml_problem
+from meshsync_k8s.oidc import OidcProvider
 from meshsync_k8s.proxies import environment_proxy, proxy_url
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
@@ -54,6 +56,8 @@ class Connection:
     exec_base: Path | None = None
     #: ``proxy-url`` of the cluster: an ``http://`` proxy every request goes through.
     proxy: str | None = None
+    #: ``auth-provider: oidc``: its ID token is refreshed on 401 (and when expired).
+    oidc: OidcProvider | None = None
 
     def refresh_credentials(self) -> bool:
         """Re-read rotating credentials; True if something could have changed."""
@@ -65,6 +69,9 @@ class Connection:
             token, _cert = run_exec_plugin(self.exec_config, self.exec_base)
             if token:
                 self.headers["Authorization"] = f"Bearer {token}"
+            return True
+        if self.oidc is not None and self.oidc.can_refresh:
+            self.headers["Authorization"] = f"Bearer {self.oidc.refresh()}"
             return True
         return False
 
@@ -262,6 +269,18 @@ def _cluster_ssl(
     return context
 
 
+def _idp_ssl(config: dict[str, Any], base: Path, what: str) -> ssl.SSLContext | None:
+    """The CA an oidc issuer's certificate is checked against (system CAs when unset)."""
+    if config.get("idp-certificate-authority-data"):
+        data = _b64(config["idp-certificate-authority-data"], f"{what} idp-certificate-authority")
+        return _ssl_context(cadata=data, what=f"{what} idp-certificate-authority")
+    if config.get("idp-certificate-authority"):
+        path = _resolve(base, config["idp-certificate-authority"])
+        _read_text(path, f"{what} idp-certificate-authority")
+        return _ssl_context(cafile=str(path), what=f"{what} idp-certificate-authority")
+    return None
+
+
 def _ssl_context(
     *, cafile: str | None = None, cadata: str | None = None, what: str
 ) -> ssl.SSLContext:
@@ -291,11 +310,17 @@ def _user_credentials(
 ) -> tuple[bytes, bytes] | None:
     """Fill auth headers; return the client certificate and key (PEM bytes) if any."""
     if user.get("auth-provider"):
-        provider = user["auth-provider"].get("name", "?") if isinstance(user, dict) else "?"
-        raise ConfigError(
-            f"{what} uses the auth-provider {provider!r}, which is not supported; "
-            "use an exec credential plugin (e.g. kubelogin, gke-gcloud-auth-plugin)"
-        )
+        stanza = user["auth-provider"]
+        provider = stanza.get("name", "?") if isinstance(stanza, dict) else "?"
+        if provider != "oidc":  # gcp and azure were removed from client-go too
+            raise ConfigError(
+                f"{what} uses the auth-provider {provider!r}, which is not supported; "
+                "use an exec credential plugin (e.g. kubelogin, gke-gcloud-auth-plugin)"
+            )
+        config = stanza.get("config")
+        idp_ca = _idp_ssl(config, base, what) if isinstance(config, dict) else None
+        conn.oidc = OidcProvider.from_config(config, what, idp_ca)
+        conn.headers["Authorization"] = f"Bearer {conn.oidc.current_token()}"
     cert = _pem(user, "client-certificate", base, what)
     key = _pem(user, "client-key", base, what)
     if user.get("token"):

@@ -135,7 +135,8 @@ class KubernetesSource(Source):
     # -- start-up --------------------------------------------------------------------------
 
     async def open(self) -> None:
-        conn = load_connection(self.kubeconfig, self.context_name)
+        # In a thread: exec plugins and oidc refreshes block, and other components start too.
+        conn = await asyncio.to_thread(load_connection, self.kubeconfig, self.context_name)
         tuning = self.tuning
         self.client = ApiClient(
             conn, connect_timeout=tuning.connect_timeout, request_timeout=tuning.request_timeout
