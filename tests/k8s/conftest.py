@@ -129,18 +129,21 @@ def _resource_of(events: list[Event], uid: str) -> str:
     return ""
 
 
+def start_source(kubeconfig: Path | str, tuning: Tuning = FAST, **options: Any) -> Running:
+    """A k8s source for ``kubeconfig`` running into a capture sink (stop it with ``.stop()``)."""
+    source = KubernetesSource(Options({"kubeconfig": str(kubeconfig), **options}), tuning=tuning)
+    sink = CaptureSink()
+    engine = Engine([source], [sink])
+    return Running(source, sink, engine, asyncio.create_task(engine.run()))
+
+
 @pytest.fixture
 async def run_source(kubeconfig: Path) -> AsyncIterator[Callable[..., Any]]:
     """``await run_source(resources=..., ...)`` -> Running, stopped at teardown."""
     started: list[Running] = []
 
     async def start(tuning: Tuning = FAST, **options: Any) -> Running:
-        values = {"kubeconfig": str(kubeconfig), **options}
-        source = KubernetesSource(Options(values), tuning=tuning)
-        sink = CaptureSink()
-        engine = Engine([source], [sink])
-        task = asyncio.create_task(engine.run())
-        running = Running(source, sink, engine, task)
+        running = start_source(options.pop("kubeconfig", kubeconfig), tuning, **options)
         started.append(running)
         return running
 

@@ -3,7 +3,6 @@ or refused - against a fake identity provider over real HTTP."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -19,12 +18,10 @@ import pytest
 import yaml
 from meshsync_k8s.fake_apiserver import FakeApiServer
 from meshsync_k8s.kubeconfig import load_connection
-from meshsync_k8s.source import KubernetesSource
 
-from meshsync_core import ConfigError, Engine, Options
-from meshsync_core.testing import CaptureSink
+from meshsync_core import ConfigError
 
-from .conftest import FAST
+from .conftest import start_source
 
 
 def jwt(subject: str, expires_in: float) -> str:
@@ -134,21 +131,17 @@ async def test_id_token_used_then_refreshed_when_the_api_server_refuses_it(
     await server.start()
     try:
         kubeconfig = oidc_kubeconfig(server.url, tmp_path / "kc", **refreshable(issuer, first))
-        options = Options({"kubeconfig": str(kubeconfig), "resources": ["namespaces"]})
-        sink = CaptureSink()
-        engine = Engine([KubernetesSource(options, tuning=FAST)], [sink])
-        task = asyncio.create_task(engine.run())
+        running = start_source(kubeconfig, resources=["namespaces"])
         try:
-            await asyncio.wait_for(sink.synced.wait(), 10)
+            await running.synced()
             assert issuer.grants == []  # a valid id-token needs no refresh
-            listed = len(sink.events)
+            listed = len(running.sink.events)
             server.token = issuer.next_token  # the old token is refused from now on
             server.faults.drop_connections()
             server.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "new"}})
-            await sink.wait_for(listed + 1, timeout=10)
+            await running.sink.wait_for(listed + 1, timeout=10)
         finally:
-            engine.stop("test done")
-            result = await asyncio.wait_for(task, 10)
+            result = await running.stop()
         assert result.exit_code == 0, result.reason
         assert len(issuer.grants) >= 1
     finally:

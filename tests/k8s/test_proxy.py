@@ -15,10 +15,9 @@ from meshsync_k8s.kubeconfig import load_connection
 from meshsync_k8s.proxies import environment_proxy
 from meshsync_k8s.source import KubernetesSource
 
-from meshsync_core import ConfigError, Engine, Options, StartupError
-from meshsync_core.testing import CaptureSink
+from meshsync_core import ConfigError, Options, StartupError
 
-from .conftest import FAST
+from .conftest import FAST, start_source
 
 
 class ForwardProxy:
@@ -123,20 +122,16 @@ def with_proxy(kubeconfig: Path, proxy_url: object, *, hide_server: bool = False
 
 async def synced_names(kubeconfig: Path, server: FakeApiServer) -> list[str]:
     """Names seen by a source listing namespaces, plus one created while it watches."""
-    options = Options({"kubeconfig": str(kubeconfig), "resources": ["namespaces"]})
-    sink = CaptureSink()
-    engine = Engine([KubernetesSource(options, tuning=FAST)], [sink])
-    task = asyncio.create_task(engine.run())
+    running = start_source(kubeconfig, resources=["namespaces"])
     try:
-        await asyncio.wait_for(sink.synced.wait(), 10)
-        listed = len(sink.events)
+        await running.synced()
+        listed = len(running.sink.events)
         server.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "live"}})
-        await sink.wait_for(listed + 1, timeout=10)  # the watch works through the proxy too
+        await running.sink.wait_for(listed + 1, timeout=10)  # the watch works through it too
     finally:
-        engine.stop("test done")
-        result = await asyncio.wait_for(task, 10)
+        result = await running.stop()
     assert result.exit_code == 0, result.reason
-    return sorted(sink.names)
+    return sorted(running.sink.names)
 
 
 @pytest.mark.parametrize("tls", [False, True], ids=["http", "https-via-connect"])
