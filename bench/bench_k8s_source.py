@@ -82,7 +82,7 @@ def serve(objects: int, kubeconfig: str) -> None:
 async def floor_worker(kubeconfig: str, gc_pause: bool) -> dict[str, Any]:
     """Paginated GET + orjson.loads of pods and configmaps, concurrently; nothing else.
 
-    ``gc_pause`` decodes like the source does (collector paused during the one C call).
+    ``gc_pause`` pauses the collector during the one C call, as the old decoding source did.
     """
     import aiohttp
     import orjson
@@ -183,10 +183,11 @@ async def source_worker(kubeconfig: str, read_objects: bool = False) -> dict[str
 
 
 async def breakdown(pages: int = 40) -> dict[str, float]:
-    """In-process CPU cost per object of each stage, on one 500-object page decoded repeatedly.
+    """In-process CPU cost per object of each stage, on one 500-object page read repeatedly.
 
-    No network and no server: decode alone; decode + the watcher's page loop with a no-op
-    emit; the same into the real engine with the Secret redaction transform and a no-op sink.
+    No network and no server: orjson decode of the page (the floor's work); msgspec split (the
+    source's); split + the watcher's page loop with a no-op emit; the same into the real engine
+    with the Secret redaction transform and a no-op sink.
     """
     import orjson
     from meshsync_k8s import raw_json

@@ -66,6 +66,10 @@ Identity = tuple[str, str, str, str]
 Decoder = Callable[[Any], dict[str, Any]]
 
 
+#: The fields of an :class:`Event` that :meth:`Event.replace` copies as they are.
+_PLAIN_FIELDS = ("type", "resource", "source", "cluster_id", "extra")
+
+
 class Event:
     """One change (or marker) produced by a source.
 
@@ -167,27 +171,22 @@ class Event:
 
     def replace(self, **changes: Any) -> Event:
         """A copy with some fields changed; an undecoded object stays undecoded."""
-        if "object" in changes:
-            return Event(
-                changes.pop("type", self.type),
-                changes.pop("object"),
-                changes.pop("resource", self.resource),
-                changes.pop("source", self.source),
-                changes.pop("cluster_id", self.cluster_id),
-                changes.pop("extra", self.extra),
-                **_no_more(changes),
-            )
+        kept = {name: changes.pop(name, getattr(self, name)) for name in _PLAIN_FIELDS}
+        if "object" in changes:  # a new object: the old raw text and identity do not describe it
+            obj, lazy = changes.pop("object"), {}
+        else:
+            obj, lazy = self._object, {"raw": self._raw, "decode": self._decode,
+                                       "identity": self._identity}  # fmt: skip
+        if changes:
+            raise TypeError(f"Event.replace() got unknown fields: {', '.join(sorted(changes))}")
         return Event(
-            changes.pop("type", self.type),
-            self._object,
-            changes.pop("resource", self.resource),
-            changes.pop("source", self.source),
-            changes.pop("cluster_id", self.cluster_id),
-            changes.pop("extra", self.extra),
-            raw=self._raw,
-            decode=self._decode,
-            identity=self._identity,
-            **_no_more(changes),
+            kept["type"],
+            obj,
+            kept["resource"],
+            kept["source"],
+            kept["cluster_id"],
+            kept["extra"],
+            **lazy,
         )
 
     def detach(self) -> Event:
@@ -218,12 +217,6 @@ class Event:
 
     def __repr__(self) -> str:
         return f"<Event {self.type.value} {self.describe()} from {self.source or '?'}>"
-
-
-def _no_more(changes: dict[str, Any]) -> dict[str, Any]:
-    if changes:
-        raise TypeError(f"Event.replace() got unknown fields: {', '.join(sorted(changes))}")
-    return {}
 
 
 #: The resource used by markers and by sources that have no resource notion of their own.

@@ -97,9 +97,7 @@ class MemorySource(Source):
             else:
                 live[event.uid] = event
         for event in live.values():
-            yield Event(
-                EventType.ADDED, event.object, event.resource, event.source, event.cluster_id
-            )
+            yield event.replace(type=EventType.ADDED, extra=None)
 
     def current_state(self) -> AsyncIterator[Event]:
         return self._state()

@@ -250,14 +250,7 @@ def _from_kubeconfig(files: list[Path], context_name: str | None) -> Connection:
 def _cluster_ssl(
     cluster: dict[str, Any], base: Path, what: str, cert: tuple[bytes, bytes] | None
 ) -> ssl.SSLContext | bool:
-    cadata: str | None = None
-    cafile: str | None = None
-    if cluster.get("certificate-authority-data"):
-        cadata = _b64(cluster["certificate-authority-data"], f"{what} certificate-authority-data")
-    elif cluster.get("certificate-authority"):
-        path = _resolve(base, cluster["certificate-authority"])
-        _read_text(path, f"{what} certificate-authority")
-        cafile = str(path)
+    cafile, cadata = _ca(cluster, "certificate-authority", base, what)
     if cluster.get("insecure-skip-tls-verify") is True and cert is None:
         return False
     context = _ssl_context(cafile=cafile, cadata=cadata, what=f"{what} CA")
@@ -271,14 +264,21 @@ def _cluster_ssl(
 
 def _idp_ssl(config: dict[str, Any], base: Path, what: str) -> ssl.SSLContext | None:
     """The CA an oidc issuer's certificate is checked against (system CAs when unset)."""
-    if config.get("idp-certificate-authority-data"):
-        data = _b64(config["idp-certificate-authority-data"], f"{what} idp-certificate-authority")
-        return _ssl_context(cadata=data, what=f"{what} idp-certificate-authority")
-    if config.get("idp-certificate-authority"):
-        path = _resolve(base, config["idp-certificate-authority"])
-        _read_text(path, f"{what} idp-certificate-authority")
-        return _ssl_context(cafile=str(path), what=f"{what} idp-certificate-authority")
-    return None
+    cafile, cadata = _ca(config, "idp-certificate-authority", base, what)
+    if cafile is None and cadata is None:
+        return None
+    return _ssl_context(cafile=cafile, cadata=cadata, what=f"{what} idp-certificate-authority")
+
+
+def _ca(config: dict[str, Any], key: str, base: Path, what: str) -> tuple[str | None, str | None]:
+    """``(cafile, cadata)`` from ``<key>-data`` (base64) or the file ``<key>`` names."""
+    if config.get(f"{key}-data"):
+        return None, _b64(config[f"{key}-data"], f"{what} {key}-data")
+    if config.get(key):
+        path = _resolve(base, config[key])
+        _read_text(path, f"{what} {key}")
+        return str(path), None
+    return None, None
 
 
 def _ssl_context(
