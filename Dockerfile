@@ -9,7 +9,7 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md hatch_build.py ./
 COPY meshsync_core ./meshsync_core
 COPY plugins ./plugins
 RUN pip wheel --no-cache-dir --wheel-dir /wheels . ./plugins/meshsync_k8s ./plugins/meshsync_nats ./plugins/meshsync_file
@@ -19,7 +19,7 @@ FROM python:3.12-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 COPY --from=build /wheels /wheels
-# Install the wheels themselves (not the "nats" extra: its metadata points at /src/plugins).
+# Every wheel: the core, the three plugins (what the "all" extra names) and their dependencies.
 RUN pip install --no-cache-dir --no-index --find-links /wheels /wheels/*.whl \
     && rm -rf /wheels \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin meshsync

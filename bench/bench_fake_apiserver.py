@@ -6,7 +6,7 @@ MeshSync's source lists, and once unpaged; first it pages in-process (the server
 no HTTP). Prints objects/s. Note: with large pages the aiohttp client's default 64 KiB read
 buffer costs noticeably; ``ClientSession(read_bufsize=2**20)`` is ~1.4x faster.
 
-    /work/venv/bin/python bench/bench_fake_apiserver.py [N ...] [--mode same|process|both]
+    python bench/bench_fake_apiserver.py [N ...] [--mode same|process|both]
 
 (default N: 10000 100000). "process" runs the server in a child process so that the client's
 decoding and the server use different cores, which is how to keep the fake out of the way of

@@ -1,7 +1,7 @@
 """Benchmark of the file sink: YAML writing alone and the whole sink, against raw floors.
 
-    /work/venv/bin/python bench/bench_file_sink.py               # 100,000 objects
-    /work/venv/bin/python bench/bench_file_sink.py --objects 20000 --rows writer,orjson
+    python bench/bench_file_sink.py               # 100,000 objects
+    python bench/bench_file_sink.py --objects 20000 --rows writer,orjson
 
 Objects are generated here (the fake API server is not used yet): realistic Pods (with status,
 owner references and managedFields) and ConfigMaps (with managedFields), half and half. Each row

@@ -1,6 +1,6 @@
 """Benchmark of the ``k8s`` source: initial sync of N objects from the fake API server.
 
-    /work/venv/bin/python bench/bench_k8s_source.py [--objects 100000] [--rounds 3]
+    python bench/bench_k8s_source.py [--objects 100000] [--rounds 3]
 
 The fake API server runs in its own process (holding ``bulk_objects(N)``: Pods and ConfigMaps
 with realistic managedFields, ~3 KB each). Each measurement runs in a fresh process, so its

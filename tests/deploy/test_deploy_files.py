@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import kubernetes_validate
 import pytest
 import yaml
 
+from meshsync_core.tools import require_tool
+
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "deploy" / "kubernetes" / "meshsync.yaml"
 K8S_VERSION = "1.33.0"
-
-
-def tool(name: str) -> str:
-    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
-    assert path, f"{name} is not installed (it comes with the test extra)"
-    return path
 
 
 def documents() -> list[dict]:
@@ -32,7 +26,7 @@ def by_kind(kind: str) -> dict:
 
 def test_dockerfile_passes_hadolint() -> None:
     result = subprocess.run(
-        [tool("hadolint"), "--failure-threshold", "warning", str(ROOT / "Dockerfile")],
+        [require_tool("hadolint"), "--failure-threshold", "warning", str(ROOT / "Dockerfile")],
         capture_output=True,
         text=True,
     )
@@ -91,10 +85,11 @@ def test_deployment_probes_security_and_broker_configuration() -> None:
 def test_manifests_apply_to_the_fake_api_server_with_kubectl(tmp_path: Path) -> None:
     from meshsync_k8s.fake_apiserver import FakeApiServer
 
+    kubectl = require_tool("kubectl")
     with FakeApiServer.in_thread() as server:
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
         result = subprocess.run(
-            [tool("kubectl"), "--kubeconfig", str(kubeconfig), "apply", "-f", str(MANIFESTS)],
+            [kubectl, "--kubeconfig", str(kubeconfig), "apply", "-f", str(MANIFESTS)],
             capture_output=True,
             text=True,
             timeout=60,

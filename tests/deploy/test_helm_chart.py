@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import yaml
 
 from meshsync_core.cli import build_run_command, parse_params
 from meshsync_core.plugin_manager import PluginManager
+from meshsync_core.tools import require_tool
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "meshsync"
 
@@ -107,12 +107,12 @@ def test_rendered_chart_applies_to_the_fake_api_server(tmp_path: Path) -> None:
 
     manifest = tmp_path / "rendered.yaml"
     manifest.write_text(yaml.safe_dump_all(render()))
-    kubectl = Path(sys.executable).parent / "kubectl"
+    kubectl = require_tool("kubectl")
     with FakeApiServer.in_thread() as server:
         server.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "meshery"}})
         kubeconfig = server.write_kubeconfig(tmp_path / "kubeconfig")
         result = subprocess.run(
-            [str(kubectl), "--kubeconfig", str(kubeconfig), "apply", "-f", str(manifest)],
+            [kubectl, "--kubeconfig", str(kubeconfig), "apply", "-f", str(manifest)],
             capture_output=True,
             text=True,
             timeout=60,

