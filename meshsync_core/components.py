@@ -20,7 +20,9 @@ class Options(Mapping[str, Any]):
     """Parsed option values by their Python name (``broker_url``), read-only.
 
     Every selected component receives the same object, so a plugin can read the core's options
-    (``stop_after``) as well as its own.
+    (``stop_after``) as well as its own. In a run started by the CLI every installed option is
+    present with its parsed value or default; in tests, ``Options(sqlite_path="x")`` holds only
+    what you give it, so read with ``options.get("name", default)``.
     """
 
     __slots__ = ("_values",)
@@ -41,11 +43,13 @@ class Options(Mapping[str, Any]):
         return f"Options({sorted(self._values)})"
 
     def with_values(self, **changes: Any) -> Options:
+        """A copy with some values added or replaced."""
         return Options(self._values, **changes)
 
 
 class SourceContext(Protocol):
-    """What the engine gives a running source."""
+    """What the engine gives a running source (``Source.run(ctx)``); ``log`` is the source's
+    logger."""
 
     log: logging.Logger
 
@@ -57,40 +61,72 @@ class SourceContext(Protocol):
 
 
 class SinkContext(Protocol):
-    """What the engine gives a sink: ways to reach the sources and to end the run."""
+    """What the engine gives a sink in ``open(ctx)``: ways to reach the sources and to end the run.
+
+    Keep it (``self.ctx = ctx``) to use it later; ``log`` is the sink's logger.
+    """
 
     log: logging.Logger
 
     def request_stop(self, reason: str, exit_code: int = 0) -> None:
-        """Ask the engine to shut down (flush and close every sink); non-zero = the run failed."""
+        """Ask the engine to shut down (flush and close every sink); non-zero = the run failed.
+
+        Returns at once; the shutdown happens after the current ``deliver`` returns.
+        """
 
     @property
     def supports_current_state(self) -> bool:
         """Whether any source can list its current state (``current_state`` yields anything)."""
 
     async def request_resync(self) -> None:
-        """Ask every source to re-list; the sinks then see the current state again."""
+        """Ask every source to re-list; the sinks then see the current state again.
+
+        The events arrive through ``deliver`` like any others (the Kubernetes source: ``ADDED``
+        for every current object, ``MODIFIED`` for changed ones, ``DELETED`` for vanished ones);
+        ``on_synced`` is not called again. Returns when the sources have re-listed (the
+        Kubernetes source waits up to 120 s), so do not await it inside ``deliver``: the re-list
+        waits for room in your own queue.
+        """
 
     def current_state(self) -> AsyncIterator[Event]:
-        """Every object the sources see now, as ``ADDED`` events, passed through the transforms."""
+        """Every object the sources see now, as ``ADDED`` events, passed through the transforms.
+
+        Use it as ``async for event in ctx.current_state():``. The Kubernetes source lists the
+        API server afresh; the events do not go through ``deliver``.
+        """
 
     @property
     def synced(self) -> bool:
-        """True once every source has finished its initial sync."""
+        """True once every source has finished its initial sync (or failed)."""
+
+    @property
+    def incomplete_sources(self) -> frozenset[str]:
+        """Sources that failed before finishing their initial sync.
+
+        A source that raises does not hold the others back: it counts as synced, so
+        ``on_synced`` still runs. Its initial state was then not completely delivered; a sink
+        that removes what the initial sync did not mention checks this first.
+        """
 
 
 class Component:
     """Common part of sources, transforms and sinks."""
 
-    #: The name users select it by (``--source k8s``, ``--output nats``).
+    #: The name users select it by (``--source k8s``, ``--output nats``); required.
     name: ClassVar[str] = ""
     #: Other accepted names (``broker`` for ``nats``).
     aliases: ClassVar[tuple[str, ...]] = ()
-    #: One line for ``meshsync plugins list`` and ``--help``.
+    #: One line saying what it does, listed by ``meshsync plugins list --json`` (``descriptions``).
     description: ClassVar[str] = ""
 
     def __init__(self, options: Options) -> None:
-        """Read and validate options here; raise :class:`~meshsync_core.errors.ConfigError`."""
+        """Read and validate options here; raise :class:`~meshsync_core.errors.ConfigError`.
+
+        Only components the user selected are constructed. Call ``super().__init__(options)``:
+        it sets ``self.options``, ``self.log`` (logger ``meshsync.<name>``) and ``self.metrics``
+        (a :class:`~meshsync_core.metrics.ComponentMetrics`). Do no I/O here; connect in
+        ``open``.
+        """
         self.options = options
         self.log = logging.getLogger(f"meshsync.{self.name or type(self).__name__}")
         #: The component's own Prometheus counters/gauges (exported as ``meshsync_<name>``).
@@ -104,6 +140,11 @@ class Source(Component):
         """Connect and check that the source can work; raise ``StartupError`` if it cannot."""
 
     async def run(self, ctx: SourceContext) -> None:
+        """Emit events with ``await ctx.emit(event)``; call ``ctx.initial_sync_complete()`` once.
+
+        Run until cancelled (shutdown cancels it) or return when there is nothing more. If it
+        raises, the error is logged; the run ends with exit code 1 only when every source failed.
+        """
         raise NotImplementedError
 
     async def resync(self) -> None:
@@ -145,22 +186,43 @@ class Sink(Component):
     """Delivers events somewhere. Each sink has its own bounded queue and worker task."""
 
     async def open(self, ctx: SinkContext) -> None:
-        """Prepare to deliver (connect, create files); raise ``StartupError`` if you cannot."""
+        """Prepare to deliver (connect, create files); raise ``StartupError`` if you cannot.
+
+        Called once, before the first ``deliver``. Any other exception also becomes a start-up
+        error (exit code 2, one line naming your sink).
+        """
 
     async def deliver(self, events: Sequence[Event]) -> None:
-        """Deliver a batch of change events, in order. Raising here loses this batch only."""
+        """Deliver a batch of change events (``ADDED``, ``MODIFIED``, ``DELETED``), in order.
+
+        Batches hold 1 to 500 events. Raising here loses this batch only, for this sink only (it
+        is logged and counted in ``meshsync_errors``); retry inside if you must not lose it.
+        The engine never calls a sink's methods concurrently: the next ``deliver`` (or
+        ``on_synced``, ``close``) waits for this one. It runs on the event loop: blocking I/O
+        here stalls every source and sink, so run it with ``await asyncio.to_thread(...)``.
+        """
         raise NotImplementedError
 
     async def on_synced(self) -> None:
-        """Called once, in order, after every source's initial state has been delivered."""
+        """Called once, after every source's initial state has been delivered to this sink.
+
+        Everything that existed when the run started has then been passed to ``deliver`` (as
+        ``ADDED``), and every later event comes after this call. It is not called again after a
+        re-list. Raising here is logged and counted, and the run goes on.
+        """
 
     @property
     def ready(self) -> bool:
-        """Whether the sink can deliver right now (for readiness probes)."""
+        """Whether the sink can deliver right now (``/readyz`` and ``meshsync_ready``)."""
         return True
 
     async def close(self) -> None:
-        """Flush and release. Called once at shutdown, after the last ``deliver``."""
+        """Flush and release. Called once at shutdown, after the last ``deliver``.
+
+        Also called when start-up failed, possibly without ``open`` having run: check what
+        you opened. Raise :class:`~meshsync_core.errors.MeshSyncError` to make the run fail with
+        that message (e.g. a final write failed).
+        """
 
 
 #: ``SourceContext.emit`` as a plain callable, for code that is handed only the emit function.

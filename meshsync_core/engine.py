@@ -147,6 +147,10 @@ class _SinkContext:
     def synced(self) -> bool:
         return self._engine.synced.is_set()
 
+    @property
+    def incomplete_sources(self) -> frozenset[str]:
+        return frozenset(self._engine.incomplete_sources)
+
 
 class Engine:
     """Runs given source, transform and sink instances until stopped.
@@ -186,6 +190,8 @@ class Engine:
         self._stop_reason = ""
         self._exit_code = 0
         self._unsynced = {source.name for source in self.sources}
+        #: Sources that failed before finishing their initial sync.
+        self.incomplete_sources: set[str] = set()
         self._since_yield = 0
         self._started_at = 0.0
 
@@ -324,6 +330,8 @@ class Engine:
         except Exception as exc:
             self.stats.errors[source.name] += 1
             log_failure(source.log, "source %r failed", source.name)
+            if source.name in self._unsynced:
+                self.incomplete_sources.add(source.name)
             self._source_synced(source.name)  # a dead source must not hold readiness back
             raise exc
 

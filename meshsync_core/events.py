@@ -73,6 +73,10 @@ _PLAIN_FIELDS = ("type", "resource", "source", "cluster_id", "extra")
 class Event:
     """One change (or marker) produced by a source.
 
+    Attributes: ``type`` (:class:`EventType`), ``resource`` (:class:`Resource`), ``source`` (the
+    source's name), ``cluster_id`` (the Kubernetes source sets the ``kube-system`` namespace's
+    uid), ``extra`` (a dict transforms may attach, or None), plus the properties below.
+
     ``object`` is the resource as the API returned it. Transforms that change it must replace
     it (``event.object = new`` or a new Event) rather than mutate it in place, because the
     source and other sinks may still hold it.
@@ -114,6 +118,7 @@ class Event:
 
     @property
     def object(self) -> dict[str, Any]:
+        """The object as a plain ``dict`` (decoded from ``raw_json`` on first access)."""
         obj = self._object
         if obj is None:
             assert self._decode is not None
@@ -130,28 +135,35 @@ class Event:
     def raw_json(self) -> Any:
         """The object's JSON text as the source received it (bytes-like), or None.
 
+        Not necessarily ``bytes`` (the Kubernetes source hands over ``msgspec.Raw`` slices):
+        use ``bytes(event.raw_json)`` where you need ``bytes`` (``json.loads`` needs it).
         Kubernetes list items carry no ``apiVersion``/``kind`` in their JSON: take those from
-        :attr:`resource`. None once a transform has replaced the object.
+        :attr:`resource`. None when the source gave a decoded object, and once a transform has
+        replaced the object (a redacted Secret, for example).
         """
         return self._raw
 
     @property
     def metadata(self) -> dict[str, Any]:
+        """``object["metadata"]``, or ``{}`` if it is missing (reading it decodes the object)."""
         meta = self.object.get("metadata")
         return meta if isinstance(meta, dict) else {}
 
     @property
     def uid(self) -> str:
+        """``metadata.uid``: the key to store an object under (``""`` if missing)."""
         ident = self._identity
         return ident[0] if ident is not None else str(self.metadata.get("uid", ""))
 
     @property
     def name(self) -> str:
+        """``metadata.name`` (``""`` if missing)."""
         ident = self._identity
         return ident[1] if ident is not None else str(self.metadata.get("name", ""))
 
     @property
     def namespace(self) -> str:
+        """``metadata.namespace``; ``""`` (never None) for cluster-scoped objects."""
         ident = self._identity
         if ident is not None:
             return ident[2]
@@ -159,6 +171,8 @@ class Event:
 
     @property
     def resource_version(self) -> str:
+        """``metadata.resourceVersion``, a string to compare for equality only (``""`` if
+        missing)."""
         ident = self._identity
         if ident is not None:
             return ident[3]

@@ -24,9 +24,14 @@ Labels = tuple[tuple[str, str], ...]
 
 
 class ComponentMetrics:
-    """A component's own counters and gauges, exported as ``meshsync_<name>`` with its labels.
+    """A component's own counters and gauges (``self.metrics``), exported on ``/metrics``.
 
-    Names follow Prometheus conventions: counters end in ``_total``, values use base units.
+    ``inc("sqlite_rows_written_total", 3)`` in the sink named ``sqlite`` is scraped as
+    ``meshsync_sqlite_rows_written_total{plugin="sqlite"} 3.0``: the name gets a ``meshsync_``
+    prefix and a ``plugin`` label holding the component's name, plus the labels you pass.
+    Names follow Prometheus conventions: counters end in ``_total``, values use base units
+    (seconds, bytes). Pass the same label names every time you use a metric name. Updating a
+    value is a dict update, cheap enough for every event.
     """
 
     def __init__(self, component: str) -> None:
@@ -37,17 +42,23 @@ class ComponentMetrics:
         self.help: dict[str, str] = {}
 
     def describe(self, name: str, help_text: str) -> None:
+        """Set the ``# HELP`` text of a metric (default: ``"<name> of <component>"``)."""
         self.help[name] = help_text
 
     def inc(self, name: str, amount: float = 1, **labels: str) -> None:
+        """Add ``amount`` to a counter (created at 0), e.g. ``inc("retries_total", reason="x")``."""
         key = (name, tuple(sorted(labels.items())))
         self.counters[key] = self.counters.get(key, 0) + amount
 
     def set(self, name: str, value: float, **labels: str) -> None:
+        """Set a gauge to ``value``."""
         self.gauges[(name, tuple(sorted(labels.items())))] = value
 
     def set_function(self, name: str, function: Callable[[], float], **labels: str) -> None:
-        """A gauge computed only when ``/metrics`` is scraped (e.g. objects tracked)."""
+        """A gauge computed only when ``/metrics`` is scraped (e.g. objects tracked).
+
+        ``function`` runs on the event loop at every scrape: keep it quick and free of I/O.
+        """
         self.gauge_functions[(name, tuple(sorted(labels.items())))] = function
 
     def value(self, name: str, **labels: str) -> float:

@@ -51,6 +51,8 @@ class PluginInfo:
     transforms: list[str] = field(default_factory=list)
     sinks: list[str] = field(default_factory=list)
     options: list[str] = field(default_factory=list)
+    #: ``"sink:jsonl"`` -> the component's ``description``, for every component that has one.
+    descriptions: dict[str, str] = field(default_factory=dict)
 
     @property
     def kinds(self) -> list[str]:
@@ -74,6 +76,7 @@ class PluginInfo:
             "transforms": self.transforms,
             "sinks": self.sinks,
             "options": self.options,
+            "descriptions": self.descriptions,
             "status": self.status,
             "error": self.error,
         }
@@ -204,6 +207,8 @@ class PluginManager:
                     registry[name] = component
                     self.owner[f"{kind}:{name}"] = info.name
                 getattr(info, f"{kind}s").append(component.name)
+                if component.description:
+                    info.descriptions[f"{kind}:{component.name}"] = component.description
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -45,7 +45,11 @@ def parse_duration(text: str) -> float:
 
 
 class Duration(click.ParamType):
-    """A click type for Go-style durations, giving seconds as a float."""
+    """A click type for Go-style durations, giving seconds as a float.
+
+    Use it for your own options: ``click.Option(["--flush-every"], type=Duration())`` accepts
+    ``30s``, ``5m`` or ``1h30m`` on the command line and in ``--config`` files.
+    """
 
     name = "duration"
 

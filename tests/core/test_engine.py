@@ -209,6 +209,41 @@ async def test_every_source_failing_ends_the_run_with_exit_1(caplog) -> None:
     assert "source 'crashing' failed" in caplog.text
 
 
+async def test_on_synced_says_which_sources_failed_before_their_initial_sync() -> None:
+    class Crashing(Source):
+        name = "crashing"
+
+        async def run(self, ctx) -> None:  # type: ignore[override]
+            await ctx.emit(make_event("half"))
+            raise RuntimeError("lost the cluster")
+
+    class CrashingLater(Crashing):
+        name = "crashing-later"
+
+        async def run(self, ctx) -> None:  # type: ignore[override]
+            ctx.initial_sync_complete()
+            raise RuntimeError("lost the cluster later")
+
+    seen: list[frozenset[str]] = []
+
+    class Checking(CaptureSink):
+        async def on_synced(self) -> None:
+            assert self.ctx is not None
+            seen.append(self.ctx.incomplete_sources)
+            await super().on_synced()
+
+    fine = MemorySource([make_event("ok")], keep_running=True)
+    sources = [Crashing(Options()), CrashingLater(Options()), fine]
+    engine = Engine(sources, [Checking()], once=True)
+    result = await engine.run()
+    assert result.exit_code == 0 and result.reason == "initial sync complete (--once)"
+    assert seen == [frozenset({"crashing"})]
+
+    seen.clear()
+    await Engine([MemorySource([make_event("ok")])], [Checking()]).run()
+    assert seen == [frozenset()]
+
+
 async def test_sinks_reach_sources_for_current_state_and_resync() -> None:
     class Redact(Transform):
         name = "redact"

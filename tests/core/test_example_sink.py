@@ -1,4 +1,4 @@
-"""The example from docs/writing-plugins.md, step 5, run against the pip-installed example."""
+"""The example from docs/writing-plugins.md, Part 1, run against the pip-installed example."""
 
 from __future__ import annotations
 
