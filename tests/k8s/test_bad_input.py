@@ -63,8 +63,11 @@ async def test_invalid_kubeconfig(tmp_path, content, message) -> None:
 
 
 async def test_missing_and_unreadable_kubeconfig(tmp_path) -> None:
-    code, reason = await _run(tmp_path / "nope")
-    assert (code, reason) == (2, f"kubeconfig {str(tmp_path / 'nope')!r} does not exist")
+    # A missing file is found when the source is built, before anything starts.
+    missing = tmp_path / "nope"
+    with pytest.raises(ConfigError) as info:
+        KubernetesSource(Options({"kubeconfig": f"{tmp_path / 'kc'}{os.pathsep}{missing}"}))
+    assert str(info.value) == f"kubeconfig {str(missing)!r} does not exist"
     if os.geteuid() != 0:  # root reads anything
         path = tmp_path / "locked"
         path.write_text("{}")
@@ -134,7 +137,8 @@ def test_exec_plugin_not_found(tmp_path) -> None:
     path.write_text(
         "current-context: x\ncontexts: [{name: x, context: {cluster: c, user: u}}]\n"
         "clusters: [{name: c, cluster: {server: 'https://x'}}]\n"
-        "users: [{name: u, user: {exec: {command: no-such-plugin-xyz, installHint: get it}}}]\n"
+        "users: [{name: u, user: {exec: {command: no-such-plugin-xyz, installHint: get it, "
+        "apiVersion: client.authentication.k8s.io/v1}}}]\n"
     )
     with pytest.raises(
         ConfigError, match="credential plugin 'no-such-plugin-xyz' not found: get it"
@@ -146,11 +150,13 @@ def test_kubeconfig_order_and_in_cluster(tmp_path) -> None:
     sa = tmp_path / "sa"
     sa.mkdir()
     (sa / "token").write_text("sa-token\n")
+    (sa / "namespace").write_text("meshery\n")
     env = {"KUBERNETES_SERVICE_HOST": "10.0.0.1", "KUBERNETES_SERVICE_PORT": "443"}
     conn = load_connection(None, None, environ=env, service_account_dir=sa, home=tmp_path)
     assert conn.server == "https://10.0.0.1:443"
     assert conn.headers["Authorization"] == "Bearer sa-token"
     assert conn.origin == "in-cluster service account"
+    assert conn.namespace == "meshery"
     # $KUBECONFIG (a merged list) comes after in-cluster; --context skips in-cluster
     one, two = tmp_path / "one", tmp_path / "two"
     one.write_text("clusters: [{name: c, cluster: {server: 'http://a'}}]\n")

@@ -36,7 +36,8 @@ def jwt(subject: str, expires_in: float) -> str:
 
 class FakeIssuer:
     """An OpenID Connect issuer: discovery document and a refresh-token grant that hands out
-    ``next_token`` for the refresh token ``r1`` of client ``meshsync`` / ``s3cret``."""
+    ``next_token`` for the refresh token ``r1`` of client ``meshsync`` / ``s3cret`` (client
+    credentials in the form or as HTTP basic auth, as RFC 6749 allows)."""
 
     def __init__(self) -> None:
         self.next_token = jwt("refreshed", 3600)
@@ -53,6 +54,11 @@ class FakeIssuer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 form = dict(urllib.parse.parse_qsl(self.rfile.read(length).decode()))
+                basic = self.headers.get("Authorization", "")
+                if basic.startswith("Basic "):  # client credentials may come either way
+                    client, _, secret = base64.b64decode(basic[6:]).decode().partition(":")
+                    form.setdefault("client_id", client)
+                    form.setdefault("client_secret", secret)
                 issuer.grants.append(form)
                 expected = {
                     "grant_type": "refresh_token",
@@ -60,10 +66,17 @@ class FakeIssuer:
                     "client_id": "meshsync",
                     "client_secret": "s3cret",
                 }
-                if self.path != "/t" or form != expected:
+                if self.path != "/t" or {k: form.get(k) for k in expected} != expected:
                     self._answer(400, {"error": "invalid_grant", "error_description": "r1 only"})
                 else:
-                    self._answer(200, {"id_token": issuer.next_token, "refresh_token": "r1"})
+                    answer = {
+                        "id_token": issuer.next_token,
+                        "refresh_token": "r1",
+                        "access_token": "opaque-access-token",  # OAuth 2 requires these two
+                        "token_type": "Bearer",
+                        "expires_in": 3600,
+                    }
+                    self._answer(200, answer)
 
             def _answer(self, code: int, body: dict[str, Any]) -> None:
                 data = json.dumps(body).encode()

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from meshsync_core import ConfigError
 from meshsync_core.gc_pause import gc_paused
 from meshsync_k8s import raw_json
 from meshsync_k8s.kubeconfig import Connection
@@ -95,10 +96,12 @@ class ApiClient:
         self.connect_timeout = connect_timeout
         self.request_timeout = request_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._tls_generation = connection.tls_generation
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            self._tls_generation = self.connection.tls_generation
             ssl_arg: Any = True if self.connection.ssl is None else self.connection.ssl
             # One long-lived HTTP/1.1 connection per watch: no pool limit.
             connector = aiohttp.TCPConnector(limit=0, ssl=ssl_arg, enable_cleanup_closed=True)
@@ -112,6 +115,19 @@ class ApiClient:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+
+    async def _fresh_credentials(self) -> None:
+        """Before a request: renew an expired exec or oidc credential (client-go does so per
+        request), and after a rotated client certificate drop the connections made with the
+        old one (client-go closes them too; watches on them resume from their last version)."""
+        if self.connection.credentials_due():
+            try:
+                await asyncio.to_thread(self.connection.refresh_due)
+            except ConfigError as exc:
+                raise ApiError(0, "CredentialError", str(exc)) from None
+        if self.connection.tls_generation != self._tls_generation:
+            self._tls_generation = self.connection.tls_generation
+            await self.close()
 
     def _kwargs(self, timeout: aiohttp.ClientTimeout) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"headers": self.connection.headers, "timeout": timeout}
@@ -151,12 +167,14 @@ class ApiClient:
             total=self.request_timeout, sock_connect=self.connect_timeout
         )
         for attempt in (1, 2):
+            await self._fresh_credentials()
+            sent = self.connection.headers.get("Authorization")
             try:
                 async with self.session.get(
                     self.base + path, params=params, **self._kwargs(timeout)
                 ) as resp:
                     body = await resp.read()
-                    if resp.status == 401 and attempt == 1 and await self._refresh():
+                    if resp.status == 401 and attempt == 1 and await self._refresh(sent):
                         continue
                     if resp.status >= 300:
                         raise _status_error(resp.status, body)
@@ -167,9 +185,9 @@ class ApiClient:
                 raise ApiError(0, type(exc).__name__, _describe(exc, self.base)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _refresh(self) -> bool:
+    async def _refresh(self, refused: str | None) -> bool:
         try:
-            return await asyncio.to_thread(self.connection.refresh_credentials)
+            return await asyncio.to_thread(self.connection.refresh_credentials, refused)
         except Exception:
             return False
 
@@ -210,12 +228,14 @@ class ApiClient:
     ) -> aiohttp.ClientResponse:
         """Start a streaming GET; on 401 refresh rotating credentials and try once more."""
         for attempt in (1, 2):
+            await self._fresh_credentials()
+            sent = self.connection.headers.get("Authorization")
             resp = await self.session.get(self.base + path, params=query, **self._kwargs(timeout))
             if resp.status < 300:
                 return resp
             async with resp:
                 body = await resp.read()
-            if resp.status == 401 and attempt == 1 and await self._refresh():
+            if resp.status == 401 and attempt == 1 and await self._refresh(sent):
                 continue
             raise _status_error(resp.status, body)
         raise AssertionError("unreachable")  # pragma: no cover

@@ -1,10 +1,14 @@
 """The kubeconfig ``auth-provider: oidc`` stanza, as client-go's oidc provider handles it.
 
-The ``id-token`` is the bearer token while it is valid. Once it has expired (its ``exp`` claim;
-the API server verifies the signature, not us), or when the API server answers 401, a new one
-is fetched with the ``refresh-token`` from the issuer's token endpoint (found through
-``<idp-issuer-url>/.well-known/openid-configuration``). Unlike client-go, refreshed tokens are
-kept in memory and not written back into the kubeconfig file.
+The ``id-token`` is the bearer token while it is valid: a JWT whose ``exp`` claim is more than
+10 seconds away (the API server verifies the signature, not us). As in client-go, an id-token
+that is not a JWT is an error, and one without ``exp`` counts as expired. An expired token, or
+one the API server answers 401 to, is replaced by fetching a new one with the
+``refresh-token`` from the issuer's token endpoint (found through
+``<idp-issuer-url>/.well-known/openid-configuration``); an expired token that cannot be
+refreshed is an error. Unlike client-go, refreshed tokens are kept in memory and not written
+back into the kubeconfig file, and ``idp-issuer-url`` and ``client-id`` are only needed for
+refreshing.
 
 Refreshing is a blocking HTTP call (urllib): the source runs it in a thread. No message ever
 contains a token or the client secret.
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import ssl
 import time
@@ -25,7 +30,7 @@ from typing import Any
 
 from meshsync_core import ConfigError
 
-#: A token this close to its expiry is refreshed before use.
+#: A token this close to its expiry is refreshed before use (client-go's ``expiryDelta``).
 EXPIRY_MARGIN = 10.0
 HTTP_TIMEOUT = 10.0
 
@@ -63,17 +68,29 @@ class OidcProvider:
                 f"{what}: auth-provider oidc needs an id-token, or a refresh-token with "
                 "idp-issuer-url and client-id"
             )
+        if provider.id_token and not _is_jwt(provider.id_token):
+            raise ConfigError(f"{what}: the auth-provider oidc id-token is not a JWT")
         return provider
 
     @property
     def can_refresh(self) -> bool:
         return bool(self.refresh_token and self.issuer and self.client_id)
 
+    @property
+    def due(self) -> bool:
+        """Whether the ID token has expired and can be refreshed (checked before requests)."""
+        return self.can_refresh and not _valid(self.id_token)
+
     def current_token(self) -> str:
-        """The ID token, refreshed first when it has expired (and can be refreshed)."""
-        if self.can_refresh and (not self.id_token or _expired(self.id_token)):
-            return self.refresh()
-        return self.id_token
+        """The ID token, refreshed first when it has expired; ConfigError if it cannot be."""
+        if _valid(self.id_token):
+            return self.id_token
+        if not self.can_refresh:
+            raise ConfigError(
+                f"{self.what}: the oidc id-token has expired (or has no exp claim) and cannot "
+                "be refreshed without refresh-token, idp-issuer-url and client-id; log in again"
+            )
+        return self.refresh()
 
     def refresh(self) -> str:
         """Fetch a new ID token with the refresh token; raise ConfigError if that fails."""
@@ -132,13 +149,34 @@ def _error_code(exc: urllib.error.HTTPError) -> str:
     return f"({error})" if isinstance(error, str) else ""
 
 
-def _expired(token: str) -> bool:
-    """Whether a JWT's ``exp`` has passed (unverified: the API server checks the signature).
-    A token without a readable ``exp`` counts as valid; a 401 would still refresh it."""
+def _claims(token: str) -> dict[str, Any] | None:
+    """The (unverified) claims of a JWT, None if ``token`` is not one: three dot-separated
+    parts, the middle one base64url JSON. The API server, not us, checks the signature."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
     try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        exp = float(claims["exp"])
-    except (IndexError, ValueError, KeyError, TypeError, binascii.Error):
-        return False
-    return exp <= time.time() + EXPIRY_MARGIN
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def _is_jwt(token: str) -> bool:
+    return _claims(token) is not None
+
+
+@functools.lru_cache(maxsize=16)
+def _exp(token: str) -> float:
+    """A JWT's ``exp`` (0 when absent or unreadable); cached, as it is checked per request."""
+    claims = _claims(token) if token else None
+    try:
+        return float(claims["exp"]) if claims is not None else 0.0
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+
+
+def _valid(token: str) -> bool:
+    """client-go's test: a JWT whose ``exp`` is more than EXPIRY_MARGIN away. No ``exp``, or an
+    unreadable one, means expired."""
+    return _exp(token) > time.time() + EXPIRY_MARGIN

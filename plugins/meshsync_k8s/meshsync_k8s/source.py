@@ -137,6 +137,8 @@ class KubernetesSource(Source):
     async def open(self) -> None:
         # In a thread: exec plugins and oidc refreshes block, and other components start too.
         conn = await asyncio.to_thread(load_connection, self.kubeconfig, self.context_name)
+        for warning in conn.warnings:
+            self.log.warning("%s", warning)
         tuning = self.tuning
         self.client = ApiClient(
             conn, connect_timeout=tuning.connect_timeout, request_timeout=tuning.request_timeout
