@@ -23,6 +23,14 @@ def render(entry: Entry, rt: ResourceType) -> bytes:
     return orjson.dumps(obj)
 
 
+def bare(entry: Entry, rt: ResourceType) -> bytes:
+    """A list item: the object through ``rt``'s version, without apiVersion and kind."""
+    obj = decode(entry)
+    obj.pop("apiVersion", None)
+    obj.pop("kind", None)
+    return orjson.dumps(obj)
+
+
 def list_body(
     rt: ResourceType,
     entries: list[Entry],
@@ -41,13 +49,22 @@ def list_body(
         rt.api_version.encode(),
         meta,
     )
-    # Only CRD objects can be stored in another version than the one they are read through.
-    raws = [render(e, rt) for e in entries] if rt.custom else [e[RAW] for e in entries]
+    # Built-in list items come without apiVersion and kind, as kube-apiserver sends them;
+    # custom resources (unstructured in kube) keep theirs, at the version read through.
+    prefix = b'{"apiVersion":"%s","kind":"%s",' % (rt.api_version.encode(), rt.kind.encode())
+    cut = len(prefix)
     parts = [head]
-    for raw in raws:
-        parts.append(raw)
+    for entry in entries:
+        raw = entry[RAW]
+        if rt.custom:
+            parts.append(render(entry, rt))
+        elif raw.startswith(prefix):
+            parts.append(b"{")
+            parts.append(memoryview(raw)[cut:])  # a view: the join below is the only copy
+        else:
+            parts.append(bare(entry, rt))
         parts.append(b",")
-    if raws:
+    if entries:
         parts.pop()
     parts.append(b"]}")
     return b"".join(parts)

@@ -36,15 +36,20 @@ class ApiError(Exception):
         message: str,
         reason: str | None = None,
         details: dict[str, Any] | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.reason = reason or REASONS.get(code, "Unknown")
         self.details = details
+        self.metadata = metadata
 
     def status(self) -> dict[str, Any]:
-        return status_body(self.code, self.message, self.reason, self.details)
+        body = status_body(self.code, self.message, self.reason, self.details)
+        if self.metadata:
+            body["metadata"] = self.metadata
+        return body
 
 
 def status_body(
@@ -95,8 +100,11 @@ def conflict(plural: str, name: str, group: str = "") -> ApiError:
     )
 
 
-def expired(message: str) -> ApiError:
-    return ApiError(410, message, reason="Expired")
+def expired(message: str, continue_token: str = "") -> ApiError:
+    """410 Expired; for an expired continue token, kube offers one that goes on inconsistently
+    (from the same key, at the newest resourceVersion) in the Status metadata."""
+    metadata = {"continue": continue_token} if continue_token else None
+    return ApiError(410, message, reason="Expired", metadata=metadata)
 
 
 def bad_request(message: str) -> ApiError:

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from . import managed, subresources, tables
 from .encoding import list_body, render
-from .errors import ApiError, bad_request, conflict, expired, not_found
+from .errors import ApiError, bad_request, conflict, not_found
 from .faults import Faults
 from .patch import (
     APPLY_PATCH,
@@ -41,7 +41,18 @@ from .patch import (
 from .resources import Registry, ResourceType
 from .seed import base_namespaces
 from .selectors import parse_field_selector, parse_label_selector
-from .store import NAME, NAMESPACE, RAW, RV, Entry, Store, Watcher, decode
+from .store import (
+    NAME,
+    NAMESPACE,
+    RAW,
+    RV,
+    Entry,
+    Store,
+    Watcher,
+    continue_expired,
+    decode,
+    decode_continue,
+)
 from .watch import WatchOptions, WatchStream, make_notifier, truthy
 
 log = logging.getLogger(__name__)
@@ -464,10 +475,7 @@ class FakeApiServer:
             raise bad_request(f"invalid limit {q.get('limit')!r}") from None
         token = q.get("continue", "")
         if token and self.faults.take_continue_expiry():
-            raise expired(
-                "The provided continue parameter is too old to display a consistent list "
-                "result. You can start a new list without the continue parameter."
-            )
+            raise continue_expired(decode_continue(token)[1])
         page = self.store.list(rt, namespace, label_reqs, field_reqs, limit, token)
         if tables.wants_table(request.headers.get("Accept", "")):
             include = q.get("includeObject", "PartialObjectMetadata")

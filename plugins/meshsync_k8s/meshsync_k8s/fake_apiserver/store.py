@@ -70,6 +70,9 @@ def fast_uuid4() -> str:
 Entry = tuple[bytes, int, str, str, bytes, str]
 _NO_LABELS = b"{}"
 RAW, RV, NAMESPACE, NAME, LABELS, API_VERSION = range(6)
+_HEAD_KEYS = ["apiVersion", "kind"]
+#: The resourceVersion of a continue token that goes on at the newest state (as kube's -1).
+INCONSISTENT = -1
 
 #: One history event: ``(rv, type, storage key, entry, previous entry or None)``; the
 #: previous state lets filtered watches turn a MODIFIED into ADDED or DELETED.
@@ -248,12 +251,10 @@ class Store:
                 lo, hi = 0, len(keys)
             if continue_token:
                 token_rv, start_after = decode_continue(continue_token)
-                if token_rv < self.oldest_rv:
-                    raise expired(
-                        "The provided continue parameter is too old to display a consistent "
-                        "list result. You can start a new list without the continue parameter."
-                    )
-                list_rv = token_rv
+                if 0 <= token_rv < self.oldest_rv:
+                    raise continue_expired(start_after)
+                if token_rv != INCONSISTENT:
+                    list_rv = token_rv
                 lo = max(lo, bisect.bisect_right(keys, start_after))
             out: list[Entry] = []
             i = lo
@@ -560,13 +561,17 @@ class Store:
         meta["resourceVersion"] = str(rv)
         obj["metadata"] = meta
         labels = meta.get("labels")
+        api_version = str(obj.get("apiVersion", rt.api_version))
+        # apiVersion and kind first: a list then serves each item without them (as kube does)
+        # by skipping a known prefix of the stored bytes, with no re-encoding
+        head = {"apiVersion": api_version, "kind": obj.get("kind", rt.kind)}
         entry: Entry = (
-            orjson.dumps(obj),
+            orjson.dumps(obj if list(obj)[:2] == _HEAD_KEYS else {**head, **obj}),
             rv,
             meta.get("namespace", "") or "",
             meta["name"],
             orjson.dumps(labels) if labels else _NO_LABELS,
-            str(obj.get("apiVersion", rt.api_version)),
+            api_version,
         )
         self.rv = rv
         bucket = self.bucket(rt.storage_key)
@@ -666,6 +671,20 @@ def _own_copy(obj: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     copy = dict(obj)
     copy["metadata"] = meta
     return copy, meta
+
+
+def continue_expired(start_after: Key) -> ApiError:
+    """410 for a continue token older than the history, with kube's own message and a token
+    that goes on inconsistently from the same key."""
+    return expired(
+        "The provided continue parameter is too old to display a consistent list result. You "
+        "can start a new list without the continue parameter, or use the continue token in "
+        "this response to retrieve the remainder of the results. Continuing with the provided "
+        "token results in an inconsistent list - objects that were created, modified, or "
+        "deleted between the time the first chunk was returned and now may show up in the "
+        "list.",
+        encode_continue(INCONSISTENT, start_after),
+    )
 
 
 def encode_continue(rv: int, last: Key) -> str:
