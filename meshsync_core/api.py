@@ -16,12 +16,12 @@ Two levels:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from meshsync_core.components import Component, Options, Sink, Source, Transform
 from meshsync_core.engine import Engine, RunResult
-from meshsync_core.errors import ConfigError, MeshSyncError, StartupError
+from meshsync_core.errors import CombinedError, ConfigError, MeshSyncError, StartupError
 from meshsync_core.plugin_manager import Kind, PluginManager
 from meshsync_core.settings import as_list
 
@@ -57,29 +57,39 @@ def _instantiate(manager: PluginManager, kind: Kind, name: str, options: Options
 def build_engine(
     manager: PluginManager, options: Options, *, handle_signals: bool = False
 ) -> Engine:
-    """Instantiate the selected source(s), enabled transforms and sinks, and wire an engine."""
+    """Instantiate the selected source(s), enabled transforms and sinks, and wire an engine.
+
+    Every component checks its options when it is built, before anything starts; all the
+    problems are reported together, in pipeline order (sources, transforms, sinks).
+    """
+    problems: list[MeshSyncError] = []
+
+    def build(make: Callable[..., Component | None], *args: Any) -> Component | None:
+        try:
+            return make(*args)
+        except MeshSyncError as exc:
+            problems.append(exc)
+            return None
+
     source_names = as_list(options.get("source")) or ["k8s"]
     output_names = as_list(options.get("output")) or [DEFAULT_OUTPUT]
-    sources = [_instantiate(manager, "source", name, options) for name in source_names]
-    sinks = []
-    seen: set[type[Component]] = set()
-    for name in output_names:
-        sink = _instantiate(manager, "sink", name, options)
-        if type(sink) in seen:  # `--output nats --output broker` names one sink twice
-            continue
-        seen.add(type(sink))
-        sinks.append(sink)
+    sources = [build(_instantiate, manager, "source", name, options) for name in source_names]
     transforms = []
     for name, cls in sorted(manager.transforms.items()):
         if name != cls.name:
             continue  # an alias
-        try:
-            if cls.enabled(options):
-                transforms.append(cls(options))
-        except MeshSyncError:
-            raise
-        except Exception as exc:
-            raise StartupError(f"transform {name!r} failed to start: {exc}") from exc
+        transforms.append(build(_transform, name, cls, options))
+    sinks = []
+    seen: set[type[Component]] = set()
+    for name in output_names:
+        cls = manager.sinks.get(name)
+        if cls in seen:  # `--output nats --output broker` names one sink twice
+            continue
+        if cls is not None:
+            seen.add(cls)
+        sinks.append(build(_instantiate, manager, "sink", name, options))
+    if problems:
+        raise problems[0] if len(problems) == 1 else CombinedError(problems)
     return Engine(
         sources=[s for s in sources if isinstance(s, Source)],
         sinks=[s for s in sinks if isinstance(s, Sink)],
@@ -89,6 +99,15 @@ def build_engine(
         once=bool(options.get("once")),
         handle_signals=handle_signals,
     )
+
+
+def _transform(name: str, cls: type[Transform], options: Options) -> Transform | None:
+    try:
+        return cls(options) if cls.enabled(options) else None
+    except MeshSyncError:
+        raise
+    except Exception as exc:
+        raise StartupError(f"transform {name!r} failed to start: {exc}") from exc
 
 
 async def serve(engine: Engine, options: Options) -> RunResult:

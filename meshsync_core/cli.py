@@ -8,10 +8,11 @@ therefore read first, straight from argv and the environment.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import click
@@ -19,9 +20,11 @@ import click
 from meshsync_core import __version__
 from meshsync_core.api import build_engine, serve
 from meshsync_core.components import Options
-from meshsync_core.errors import ConfigError, MeshSyncError
+from meshsync_core.engine import RunResult
+from meshsync_core.errors import CombinedError, ConfigError, MeshSyncError
 from meshsync_core.health import health_options
-from meshsync_core.logs import LEVELS, configure_logging
+from meshsync_core.interrupts import Interrupted, SignalControl
+from meshsync_core.logs import LEVELS, configure_logging, effective_level
 from meshsync_core.plugin_manager import PluginManager, disabled_from_env
 from meshsync_core.settings import (
     Duration,
@@ -65,7 +68,8 @@ def core_options() -> list[click.Option]:
         click.Option(
             ["--config", "-c"],
             type=click.Path(dir_okay=False),
-            help="YAML file of settings: any option of this command by name, plus disable-plugins.",
+            help="YAML file of settings: any option of this command by its long name without "
+            "the dashes (output-file: snap.yaml), plus disable-plugins.",
         ),
         click.Option(
             ["--log-level"],
@@ -97,8 +101,18 @@ def build_run_command(manager: PluginManager) -> click.Command:
     def run(**values: Any) -> int:
         configure_logging(values.get("log_level"), values.get("log_format") or "text")
         options = Options(values)
-        engine = build_engine(manager, options, handle_signals=True)
-        result = asyncio.run(serve(engine, options))
+        ctx = click.get_current_context(silent=True)
+        control = ctx.find_object(SignalControl) if ctx is not None else None
+        # Without the command's signal control (run driven in-process), the engine handles them.
+        engine = build_engine(manager, options, handle_signals=control is None)
+
+        async def serve_engine() -> RunResult:
+            if control is None:
+                return await serve(engine, options)
+            with control.running(engine):
+                return await serve(engine, options)
+
+        result = asyncio.run(serve_engine())
         if result.exit_code:
             error = MeshSyncError(result.reason)
             error.exit_code = result.exit_code
@@ -123,12 +137,13 @@ def parse_params(
     beat whatever happens to be in the environment, and they go through the same click types
     (``"8s"`` -> 8.0) as flags.
     """
-    known = {p.name for p in command.params if p.name}
-    unknown = sorted(set(defaults) - known - _CONFIG_ONLY_KEYS)
+    known = {p.name for p in command.params if p.name} | _CONFIG_ONLY_KEYS
+    unknown = [name for name in defaults if name not in known]
     if unknown:
-        raise ConfigError(
-            f"unknown setting(s) {', '.join(unknown)}; known settings: {', '.join(sorted(known))}"
-        )
+        problems = [
+            ConfigError(f"unknown setting {name!r}{did_you_mean(name, known)}") for name in unknown
+        ]
+        raise problems[0] if len(problems) == 1 else CombinedError(problems)
     default_map = normalise_defaults(command, defaults)
     try:
         ctx = command.make_context(command.name, list(args), default_map=default_map)
@@ -213,7 +228,9 @@ def _version_text(manager: PluginManager) -> str:
     return "\n".join(lines)
 
 
-def build_cli(manager: PluginManager, config: Mapping[str, Any]) -> click.Group:
+def build_cli(
+    manager: PluginManager, config: Mapping[str, Any], config_path: str | None = None
+) -> click.Group:
     @click.group(
         "meshsync",
         help="MeshSync: discover everything in a Kubernetes cluster, watch it, and deliver every "
@@ -228,35 +245,117 @@ def build_cli(manager: PluginManager, config: Mapping[str, Any]) -> click.Group:
     cli.add_command(run)
     cli.add_command(_plugins_command(manager))
     manager.add_commands(cli)
-    _check_config_keys(run, config)
-    cli.context_settings["default_map"] = {"run": normalise_defaults(run, config)}
+    # Every command that takes --config (run, and plugin commands built on it such as demo)
+    # reads the same file: a key must be an option of one of them, and each gets its own.
+    readers = [
+        command
+        for command in cli.commands.values()
+        if not isinstance(command, click.Group)
+        and any(param.name == "config" for param in command.params)
+    ]
+    _check_config_keys(readers, config, config_path)
+    cli.context_settings["default_map"] = {
+        command.name: normalise_defaults(command, config) for command in readers
+    }
     return cli
 
 
-def _check_config_keys(run: click.Command, config: Mapping[str, Any]) -> None:
-    known = {p.name for p in run.params if p.name}
-    unknown = sorted(set(config) - known - _CONFIG_ONLY_KEYS)
-    if unknown:
-        raise ConfigError(
-            f"unknown setting(s) in config file: {', '.join(unknown)}; "
-            f"known settings: {', '.join(sorted(known | _CONFIG_ONLY_KEYS))}"
+def _check_config_keys(
+    commands: list[click.Command], config: Mapping[str, Any], path: str | None = None
+) -> None:
+    known = {p.name for command in commands for p in command.params if p.name}
+    known |= _CONFIG_ONLY_KEYS
+    unknown = [name for name in config if name not in known]  # in the file's order
+    if not unknown:
+        return
+    where = f"config file {path!r}" if path else "the config file"
+    problems = [
+        ConfigError(
+            f"unknown setting {_dashed(name)!r} in {where}"
+            + (
+                did_you_mean(name, known, _dashed)
+                or " (settings are the long options of 'meshsync run --help', without the "
+                "leading dashes, e.g. output-file)"
+            )
         )
+        for name in unknown
+    ]
+    raise problems[0] if len(problems) == 1 else CombinedError(problems)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``meshsync`` command; returns the exit code."""
+def _dashed(name: str) -> str:
+    """How the docs and ``--help`` spell a setting: ``output_file`` -> ``output-file``."""
+    return name.replace("_", "-")
+
+
+def did_you_mean(
+    name: str, known: Iterable[str], spell: Callable[[str], str] = lambda name: name
+) -> str:
+    """`` (did you mean 'output'?)`` for the closest known name, or an empty string."""
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.7)
+    return f" (did you mean {spell(close[0])!r}?)" if close else ""
+
+
+def _early_log_level(args: list[str], config: Mapping[str, Any]) -> str:
+    """The log level while plugins load, before click has parsed anything (default: warning).
+
+    ``--log-level debug`` (or ``DEBUG=true``) must already apply here, so that a plugin that
+    fails to import shows its traceback.
+    """
+    level = find_arg(args, "--log-level") or config.get("log_level")
+    if isinstance(level, str) and level.lower() in LEVELS:
+        return level.lower()
+    if effective_level(None) == "debug":
+        return "debug"
+    return "warning"
+
+
+def _runs_by_default(args: list[str]) -> bool:
+    """Go MeshSync takes its flags with no subcommand: ``meshsync -output file`` means ``run``.
+
+    Only arguments starting with ``-`` are taken so; a word is a subcommand, and an unknown
+    one gets click's "No such command" with a did-you-mean.
+    """
+    return bool(args) and args[0].startswith("-") and args[0] not in _GROUP_FLAGS
+
+
+_GROUP_FLAGS = {"--help", "-h", "--version"}
+
+
+def main(argv: list[str] | None = None, *, keep_signals: bool = False) -> int:
+    """The ``meshsync`` command; returns the exit code.
+
+    SIGINT and SIGTERM are the command's while it runs (see :mod:`meshsync_core.interrupts`).
+    Afterwards the previous handlers come back, unless ``keep_signals``: then, as for the real
+    command about to exit, a late signal still means "stop now" instead of a traceback.
+    """
     args = normalise_go_flags(list(sys.argv[1:] if argv is None else argv))
     log_format = find_arg(args, "--log-format") or os.environ.get("MESHSYNC_LOG_FORMAT", "text")
     configure_logging("warning", log_format)
+    control = SignalControl()
+    installed = control.install()
+    try:
+        return _main(args, log_format, control)
+    except Interrupted as exc:
+        click.echo(f"meshsync: {exc.name} while starting: stopped", err=True)
+        return exc.exit_code
+    finally:
+        control.shutting_down = True
+        if installed and not keep_signals:
+            control.restore()
+
+
+def _main(args: list[str], log_format: str, control: SignalControl) -> int:
     try:
         config_path = find_config_arg(args)
         config = load_config_file(config_path) if config_path else {}
+        configure_logging(_early_log_level(args, config), log_format)
         disabled = disabled_from_env() | set(as_list(config.get("disable_plugins")))
         manager = PluginManager.from_entry_points(disabled=disabled)
-        cli = build_cli(manager, config)
-        if args and args[0] not in cli.commands and args[0] not in {"--help", "-h", "--version"}:
-            args = ["run", *args]  # Go MeshSync takes its flags with no subcommand
-        result = cli.main(args=args, prog_name="meshsync", standalone_mode=False)
+        cli = build_cli(manager, config, config_path)
+        if _runs_by_default(args):
+            args = ["run", *args]
+        result = cli.main(args=args, prog_name="meshsync", standalone_mode=False, obj=control)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
@@ -266,10 +365,12 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("Aborted.", err=True)
         return 130
     except MeshSyncError as exc:
-        click.echo(f"meshsync: error: {exc}", err=True)
+        messages = exc.messages if isinstance(exc, CombinedError) else [str(exc)]
+        for message in messages:
+            click.echo(f"meshsync: error: {message}", err=True)
         return exc.exit_code
     return result if isinstance(result, int) else 0
 
 
 def entry() -> None:
-    sys.exit(main())
+    sys.exit(main(keep_signals=True))

@@ -28,8 +28,12 @@ class ConsoleSink(Sink):
         super().__init__(options)
         self.json = options.get("console_format") == "json"
         self.stream = sys.stdout
+        self.initial = 0  # objects printed before the initial sync completed
+        self._synced = False
 
     async def deliver(self, events: Sequence[Event]) -> None:
+        if not self._synced:
+            self.initial += len(events)
         if self.json:
             lines = [
                 orjson.dumps(
@@ -53,8 +57,11 @@ class ConsoleSink(Sink):
         self.stream.flush()
 
     async def on_synced(self) -> None:
+        self._synced = True
         if not self.json:
-            self.stream.write("--- initial sync complete; watching for changes ---\n")
+            self.stream.write(
+                f"--- initial sync complete: {self.initial} object(s); watching for changes ---\n"
+            )
             self.stream.flush()
 
 

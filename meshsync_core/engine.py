@@ -194,6 +194,7 @@ class Engine:
         self.incomplete_sources: set[str] = set()
         self._since_yield = 0
         self._started_at = 0.0
+        self._shutting_down = False
 
     # -- public ----------------------------------------------------------------------------
 
@@ -210,6 +211,11 @@ class Engine:
             if not self._exit_code or exit_code:
                 self._stop_reason = reason
             self._stop_requested.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once the run has begun to end, for whatever reason."""
+        return self._stop_requested.is_set() or self._shutting_down
 
     @property
     def ready(self) -> bool:
@@ -249,13 +255,23 @@ class Engine:
         return event
 
     async def run(self) -> RunResult:
-        """Open everything, run until a stop condition, then flush and close every sink."""
+        """Open everything, run until a stop condition, then flush and close every sink.
+
+        A stop requested while the components are still opening (a signal while the API server
+        is slow to answer) ends the run there: what was opened is closed again.
+        """
         self._started_at = time.monotonic()
         try:
-            await self._open_all()
+            opened = await self._open_unless_stopped()
         except MeshSyncError as exc:
+            self._shutting_down = True
             await self._close_all()
             return RunResult(exc.exit_code, str(exc), self.stats)
+        if not opened:
+            self._shutting_down = True
+            await self._close_all()
+            self._log_stop()
+            return RunResult(self._exit_code, self._stop_reason, self.stats)
         for lane in self.lanes:
             lane.task = asyncio.create_task(self._sink_worker(lane), name=f"sink:{lane.name}")
         source_tasks = [
@@ -283,6 +299,7 @@ class Engine:
                     self._stop_reason = f"--stop-after {self.stop_after:g}s elapsed"
             stop_wait.cancel()
         finally:
+            self._shutting_down = True
             for remove in removers:
                 remove()
             for task in source_tasks:
@@ -290,21 +307,46 @@ class Engine:
             await asyncio.gather(*source_tasks, return_exceptions=True)
             await self._drain_sinks()
             await self._close_all()
-        if self._exit_code:
-            log.error("stopped: %s", self._stop_reason)
-        else:
-            log.info("stopped: %s", self._stop_reason)
+        self._log_stop()
         return RunResult(self._exit_code, self._stop_reason, self.stats)
 
     # -- internals -------------------------------------------------------------------------
 
+    def _log_stop(self) -> None:
+        if self._exit_code:
+            log.error("stopped: %s", self._stop_reason)
+        else:
+            log.info("stopped: %s", self._stop_reason)
+
+    async def _open_unless_stopped(self) -> bool:
+        """Open every component; False if a stop was requested first (opening is abandoned)."""
+        if self._stop_requested.is_set():
+            return False
+        opening = asyncio.ensure_future(self._open_all())
+        stop_wait = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait([opening, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop_wait.cancel()
+            if not opening.done():
+                opening.cancel()
+            await asyncio.gather(opening, stop_wait, return_exceptions=True)
+        if opening.cancelled():
+            return False
+        error = opening.exception()
+        if error is not None:
+            raise error
+        return True
+
     async def _open_all(self) -> None:
-        for lane in self.lanes:
-            log.debug("opening sink %r", lane.name)
-            await _open_component(lane.sink, lane.sink.open(_SinkContext(self, lane.sink)))
+        # Sources first: their problems (a kubeconfig, an unreachable API server) are what the
+        # user must hear about first, before any sink has created files or connections.
         for source in self.sources:
             log.debug("opening source %r", source.name)
             await _open_component(source, source.open())
+        for lane in self.lanes:
+            log.debug("opening sink %r", lane.name)
+            await _open_component(lane.sink, lane.sink.open(_SinkContext(self, lane.sink)))
         names = ", ".join(t.name for t in self.transforms) or "none"
         log.debug("transforms in order: %s", names)
 

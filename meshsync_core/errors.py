@@ -19,3 +19,17 @@ class StartupError(MeshSyncError):
     """A source or sink could not start (unreachable API server, unwritable directory): exit 2."""
 
     exit_code = 2
+
+
+class CombinedError(MeshSyncError):
+    """Several problems found together (every component's options are checked before any
+    starts), in the order they were found: the CLI prints one line per problem."""
+
+    def __init__(self, errors: list[MeshSyncError]) -> None:
+        super().__init__("; ".join(str(error) for error in errors))
+        self.errors = list(errors)
+        self.exit_code = max(error.exit_code for error in errors)
+
+    @property
+    def messages(self) -> list[str]:
+        return [str(error) for error in self.errors]

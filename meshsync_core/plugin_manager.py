@@ -59,10 +59,18 @@ class PluginInfo:
         kinds = [("source", self.sources), ("transform", self.transforms), ("sink", self.sinks)]
         return [kind for kind, names in kinds if names]
 
-    def fail(self, error: str) -> None:
+    def fail(self, error: str, exc: BaseException | None = None) -> None:
+        """Mark the plugin failed and say why; with ``--log-level debug`` also where
+        (the traceback of ``exc``), for the plugin's author."""
         self.status = "failed"
         self.error = error
         log.warning("plugin %r (package %s) skipped: %s", self.name, self.package, error)
+        if exc is not None:
+            log.debug(
+                "where plugin %r failed:",
+                self.name,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -128,10 +136,8 @@ class PluginManager:
                 continue
             try:
                 plugin = entry_point.load()
-            except BaseException as exc:
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                info.fail(f"import failed: {_describe_exception(exc)}")
+            except (Exception, SystemExit) as exc:  # signals (KeyboardInterrupt...) go on
+                info.fail(f"import failed: {_describe_exception(exc)}", exc)
                 continue
             manager.add_plugin(plugin, info)
         return manager
@@ -153,7 +159,7 @@ class PluginManager:
         try:
             pm.register(plugin, name=info.name)
         except Exception as exc:  # pluggy's validation errors, or a duplicate name
-            info.fail(f"invalid hooks: {_describe_exception(exc)}")
+            info.fail(f"invalid hooks: {_describe_exception(exc)}", exc)
             return
         unknown = _unknown_hooks(pm, plugin)
         if unknown:
@@ -171,7 +177,7 @@ class PluginManager:
                 collected[hook_name] = _check_result(hook_name, result)
             except Exception as exc:
                 pm.unregister(plugin)
-                info.fail(f"hook {hook_name} raised {_describe_exception(exc)}")
+                info.fail(f"hook {hook_name} raised {_describe_exception(exc)}", exc)
                 return
         self._accept(info, collected)
 
@@ -222,7 +228,7 @@ class PluginManager:
             try:
                 impl.function(cli=cli)
             except Exception as exc:
-                info.fail(f"hook meshsync_commands raised {_describe_exception(exc)}")
+                info.fail(f"hook meshsync_commands raised {_describe_exception(exc)}", exc)
 
     def plugin_of(self, kind: Kind, name: str) -> str:
         return self.owner.get(f"{kind}:{name}", "?")

@@ -54,7 +54,11 @@ class Duration(click.ParamType):
     name = "duration"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if value is None or isinstance(value, (int, float)):
+        if value is None:
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value < 0:  # from a config file or a program: the same rule as for text
+                self.fail(f"invalid duration {value!r}: must not be negative", param, ctx)
             return value
         try:
             return parse_duration(value)

@@ -162,7 +162,7 @@ def test_bad_input_gives_one_clear_line_and_exit_2(cli: MeshSyncCLI, tmp_path: P
         ("run", "--config", str(tmp_path / "missing.yaml")): "does not exist",
         ("run", "--config", str(bad_yaml)): "is not valid YAML (line 2",
         ("run", "--config", str(not_a_mapping)): "must be a mapping of settings, not list",
-        ("run", "--config", str(unknown_key)): "unknown setting(s) in config file: outptu",
+        ("run", "--config", str(unknown_key)): "unknown setting 'outptu' in config file",
         ("run", "--no-such-flag"): "No such option '--no-such-flag'",
         ("run", "--queue-size", "0"): "--queue-size",
         ("run", "--list-page-size", "0"): "--list-page-size",

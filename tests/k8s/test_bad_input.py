@@ -64,9 +64,10 @@ async def test_invalid_kubeconfig(tmp_path, content, message) -> None:
 
 async def test_missing_and_unreadable_kubeconfig(tmp_path) -> None:
     # A missing file is found when the source is built, before anything starts.
-    missing = tmp_path / "nope"
+    present, missing = tmp_path / "kc", tmp_path / "nope"
+    present.write_text("{}")
     with pytest.raises(ConfigError) as info:
-        KubernetesSource(Options({"kubeconfig": f"{tmp_path / 'kc'}{os.pathsep}{missing}"}))
+        KubernetesSource(Options({"kubeconfig": f"{present}{os.pathsep}{missing}"}))
     assert str(info.value) == f"kubeconfig {str(missing)!r} does not exist"
     if os.geteuid() != 0:  # root reads anything
         path = tmp_path / "locked"

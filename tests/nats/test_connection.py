@@ -100,19 +100,21 @@ def test_flag_wins_over_env_and_env_is_used(monkeypatch: pytest.MonkeyPatch) -> 
 # -- through the engine --------------------------------------------------------------------
 
 
-async def test_malformed_url_fails_at_open_with_one_line() -> None:
-    sink = NatsSink(Options(broker_url=f"http://admin:{SECRET}@h:4222"))
-    result = await Engine([ModelSource()], [sink]).run()
-    assert result.exit_code == 2
-    assert "\n" not in result.reason and "scheme must be one of" in result.reason
-    assert SECRET not in result.reason and "admin:***@h" in result.reason
+async def test_malformed_url_fails_before_the_run_with_one_line() -> None:
+    # Checked when the sink is built, with every other component's options, before any starts.
+    with pytest.raises(ConfigError) as info:
+        NatsSink(Options(broker_url=f"http://admin:{SECRET}@h:4222"))
+    reason = str(info.value)
+    assert info.value.exit_code == 2
+    assert "\n" not in reason and "scheme must be one of" in reason
+    assert SECRET not in reason and "admin:***@h" in reason
 
 
-async def test_unreadable_creds_file_fails_at_open(tmp_path: Path) -> None:
-    sink = NatsSink(Options(broker_url="h:4222", nats_creds=str(tmp_path)))  # a directory
-    result = await Engine([ModelSource()], [sink]).run()
-    assert result.exit_code == 2 and "cannot read NATS credentials file" in result.reason
-    assert "\n" not in result.reason
+async def test_unreadable_creds_file_fails_before_the_run(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        NatsSink(Options(broker_url="h:4222", nats_creds=str(tmp_path)))  # a directory
+    assert "cannot read NATS credentials file" in str(info.value)
+    assert "\n" not in str(info.value)
 
 
 async def deliver_one(url: str, **options: object) -> Subscriber:
@@ -173,7 +175,7 @@ async def test_wrong_credentials_one_clear_error_line(
     caplog.set_level(logging.DEBUG, logger="meshsync")
     server = nats_server_factory(user="meshsync", password="right")
     sink = NatsSink(nats_options(server.url, nats_user="meshsync", nats_password=SECRET))
-    async with Running(Engine([ModelSource([pod("a")])], [sink])):
+    async with Running(Engine([ModelSource([pod("a")])], [sink])) as running:
         await wait_until(lambda: sink._failures + int(sink._auth_logged) > 0, what="an attempt")
         # Several attempts happen (every 0.1s here); the error is reported once.
         await wait_until(
@@ -181,11 +183,15 @@ async def test_wrong_credentials_one_clear_error_line(
             what="retries",
         )
         assert not sink.ready
-    errors = log_lines(caplog, logging.ERROR)
-    assert len(errors) == 1, errors
-    assert (
-        "rejected the credentials" in errors[0] and "authorization violation" in errors[0].lower()
-    )
+        errors = log_lines(caplog, logging.ERROR)
+        assert len(errors) == 1, errors
+        assert "rejected the credentials" in errors[0]
+        assert "authorization violation" in errors[0].lower()
+        result = await running.stop()
+    # The change never reached NATS: the run fails, saying why.
+    assert result.exit_code == 1
+    assert result.reason.startswith(f"could not connect to NATS at {sink.settings.display} ")
+    assert "credentials rejected" in result.reason and "1 change(s) not delivered" in result.reason
     assert SECRET not in caplog.text
 
 

@@ -13,7 +13,7 @@ from meshsync_nats import wire
 from meshsync_nats.sink import NatsSink
 from meshsync_nats.testing import NatsServer, free_port
 
-from meshsync_core import Engine
+from meshsync_core import ConfigError, Engine
 from meshsync_core.testing import MemorySource, make_event
 from tests.nats.helpers import (
     ModelSource,
@@ -268,11 +268,10 @@ async def test_jetstream_mode_without_jetstream_says_so(
 
 
 async def test_bad_stream_retention_is_a_config_error(nats_server: NatsServer) -> None:
-    sink = NatsSink(
-        nats_options(nats_server.url, nats_jetstream=True, nats_stream_retention="forever")
-    )
-    result = await Engine([ModelSource()], [sink]).run()
-    assert result.exit_code == 2 and "--nats-stream-retention" in result.reason
+    options = nats_options(nats_server.url, nats_jetstream=True, nats_stream_retention="forever")
+    with pytest.raises(ConfigError, match="--nats-stream-retention") as info:  # when built
+        NatsSink(options)
+    assert info.value.exit_code == 2
 
 
 async def test_object_larger_than_max_payload_is_skipped_loudly(

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import errno
+import logging
 import os
 import time
 from collections import Counter
@@ -224,7 +225,10 @@ class FileSink(Sink):
         """Mark the end of the initial sync; write a first snapshot unless ``--once``."""
         self._synced = True
         if self.progress is not None:
-            self.log.info("initial sync complete: %s", self.progress.finish())
+            summary = self.progress.finish()
+            # On a terminal the progress line has just said it: the log would say it twice.
+            level = logging.DEBUG if self.progress.mode == "tty" else logging.INFO
+            self.log.log(level, "initial sync complete: %s", summary)
         if self._log is not None:
             if self._log_pending is not None:
                 self._place_log()

@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
+from meshsync_core import ConfigError, Duration
+from meshsync_core.logs import effective_level
+from meshsync_core.settings import as_list
 from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
 
 
@@ -37,8 +41,10 @@ class ClusterChurn:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop changing the cluster; a no-op if :meth:`start` was never called."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
     def _loop(self) -> None:
         steps = itertools.cycle([self.scale_up, self.edit_config, self.scale_down])
@@ -77,35 +83,74 @@ class ClusterChurn:
             self.server.update(config)
 
 
+#: ``run`` options that mean nothing here: the demo brings its own cluster.
+_IGNORED = ("kubeconfig", "context")
+
+
+def _is_nats_option(param: click.Parameter) -> bool:
+    return isinstance(param, click.Option) and (param.help or "").startswith("[nats]")
+
+
 def build_demo_command(run: click.Command) -> click.Command:
-    """``demo`` takes every option of ``run``; only the defaults differ (source k8s, console)."""
+    """``demo`` takes every option of ``run``; only the defaults differ (source k8s, console).
+
+    Its help leaves out what does not apply: ``--kubeconfig``/``--context`` (the demo brings its
+    own cluster; given on the command line they are an error, in a config file shared with
+    ``run`` they are ignored) and the NATS options (they still work with ``--output nats``).
+    """
     params: list[click.Parameter] = []
     for param in run.params:
         param = copy.copy(param)
         if param.name == "output":
             param.default = ("console",)
+            param.help = (
+                "Sink to deliver to: any installed sink, 'broker' = 'nats' (default: console). "
+                "Repeatable, or comma-separated."
+            )
         elif param.name == "source":
             param.default = ("k8s",)
         elif param.name == "health_port":
             param.default = 0
+        elif param.name == "log_level" and isinstance(param, click.Option):
+            param.help = (
+                "Log level (default: warning with only the console output, whose lines are "
+                "the demo; info otherwise; DEBUG=true in the environment means debug)."
+            )
+        if param.name in _IGNORED or _is_nats_option(param):
+            assert isinstance(param, click.Option)
+            param.hidden = True
         params.append(param)
     params.append(
         click.Option(
             ["--churn-interval"],
-            type=float,
-            default=2.0,
+            type=Duration(),
+            default="2s",
             show_default=True,
-            help="Seconds between the demo's cluster changes (0 = no changes).",
+            help="Time between the demo's cluster changes, e.g. 500ms or 5s (0 = no changes).",
         )
     )
 
     def demo(churn_interval: float, **values: Any) -> Any:
+        ctx = click.get_current_context()
+        for name in _IGNORED:
+            if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE:
+                raise ConfigError(
+                    f"--{name} does not apply to meshsync demo, which runs against its own fake "
+                    "cluster; use meshsync run for a real one"
+                )
+        only_console = (as_list(values.get("output")) or ["console"]) in (["console"], ["stdout"])
+        if only_console and values.get("log_level") is None and effective_level(None) != "debug":
+            values["log_level"] = "warning"  # info lines would land in the middle of its lines
         with FakeApiServer.in_thread() as server, tempfile.TemporaryDirectory() as tmp:
             server.load(demo_cluster())
             kubeconfig = server.write_kubeconfig(Path(tmp) / "kubeconfig", context="demo")
             values["kubeconfig"] = str(kubeconfig)
             values["context"] = None
-            click.echo(f"demo: fake cluster at {server.url} (kubeconfig {kubeconfig})", err=True)
+            changes = f"changing every {churn_interval:g}s" if churn_interval else "not changing"
+            click.echo(
+                f"demo: fake cluster at {server.url}, {changes} (kubeconfig {kubeconfig})",
+                err=True,
+            )
             churn = ClusterChurn(server, churn_interval)
             if churn_interval > 0:
                 churn.start()
@@ -120,5 +165,7 @@ def build_demo_command(run: click.Command) -> click.Command:
         callback=demo,
         params=params,
         help="Run MeshSync against a built-in fake cluster that keeps changing (no cluster).",
+        epilog="Every option of 'meshsync run' works here too, including the NATS options "
+        "(for --output nats) that this help leaves out: see 'meshsync run --help'.",
         context_settings={"max_content_width": 100},
     )

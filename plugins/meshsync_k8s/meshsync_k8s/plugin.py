@@ -27,9 +27,10 @@ def source_options() -> list[click.Option]:
         click.Option(
             ["--resources", "--outputResources", "--output-resources", "resources"],
             multiple=True,
-            help="[k8s] Resources to watch instead of the default set (pod, deployments.v1.apps, "
-            "pods.v1.), or to leave out of it with a leading - or ! (--resources=-secrets). "
-            "Repeatable or comma-separated.",
+            help="[k8s] Resources to watch instead of the default set (Go MeshSync's 21 "
+            "resources plus those CRDs define), or to leave out of it with a leading - or ! "
+            "(--resources=-secrets). Name them like kubectl: pods or pod, deployments.v1.apps, "
+            "pods.v1. for the core group. Repeatable or comma-separated.",
         ),
         click.Option(
             ["--namespaces", "--outputNamespaces", "--output-namespaces", "namespaces"],

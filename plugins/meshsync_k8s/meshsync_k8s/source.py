@@ -13,8 +13,10 @@ import asyncio
 import contextlib
 import ctypes
 import gc
+import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from meshsync_core import ConfigError, Event, EventType, Options, Source, StartupError
@@ -82,6 +84,14 @@ def tuning_from(options: Options) -> Tuning:
     return replace(Tuning(), **changes)
 
 
+def _check_kubeconfig_files(kubeconfig: str | None) -> None:
+    """A ``--kubeconfig`` file that does not exist is a mistake to report before anything starts
+    (reading and using the files happens in ``open``: exec plugins may take a while)."""
+    for part in str(kubeconfig or "").split(os.pathsep):
+        if part and not Path(part).expanduser().exists():
+            raise ConfigError(f"kubeconfig {str(Path(part).expanduser())!r} does not exist")
+
+
 class KubernetesSource(Source):
     """Lists and watches a Kubernetes cluster through its API server."""
 
@@ -98,6 +108,7 @@ class KubernetesSource(Source):
         )
         self.metrics.set_function("k8s_objects_tracked", lambda: float(self.tracked))
         self.kubeconfig: str | None = options.get("kubeconfig") or None
+        _check_kubeconfig_files(self.kubeconfig)
         self.context_name: str | None = options.get("context") or None
         self.includes, self.excludes = parse_resource_list(as_list(options.get("resources")))
         if self.includes and self.excludes:

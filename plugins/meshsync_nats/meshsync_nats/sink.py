@@ -36,7 +36,7 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import api as js_api
 
-from meshsync_core import ConfigError, Event, Options, Sink, SinkContext
+from meshsync_core import ConfigError, Event, MeshSyncError, Options, Sink, SinkContext
 from meshsync_core import __version__ as core_version
 from meshsync_nats import wire
 from meshsync_nats.connection import ConnectionSettings, mask_url
@@ -57,6 +57,10 @@ _SEND_ERRORS = (
     nats.errors.StaleConnectionError,
     ConnectionError,
 )
+
+
+class NatsDeliveryError(MeshSyncError):
+    """Changes were still waiting for NATS when the run ended: they never reached Meshery."""
 
 
 def msg_id(event: Event) -> str:
@@ -83,7 +87,13 @@ class NatsSink(Sink):
         self.resend_delay = 2.0 if delay is None else float(delay)
         capacity = int(options.get("nats_buffer_size") or 10_000)
         self.pending = PendingBuffer(max(capacity, 1), keep_all=self.jetstream)
-        self.settings: ConnectionSettings | None = None
+        # Checked here, with every other component's options, before anything starts.
+        self.settings = ConnectionSettings.from_options(options)
+        if self.jetstream and self.retention not in _RETENTIONS:
+            raise ConfigError(
+                f"--nats-stream-retention must be one of {', '.join(_RETENTIONS)}, "
+                f"not {self.retention!r}"
+            )
         self.nc = NATS()
         self.stats: Counter[str] = Counter()
         self.metrics.describe(
@@ -116,21 +126,17 @@ class NatsSink(Sink):
         self._failures = 0
         self._last_failure_log = 0.0
         self._auth_logged = False
+        self._connected_once = False
+        self._last_error = ""  # why the last connection attempt failed, for the final report
         self._dropped_reported = 0
         self._last_warned: dict[str, float] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
     async def open(self, ctx: SinkContext) -> None:
-        """Validate settings (a ConfigError is one line, exit 2) and start connecting in the
-        background: with NATS down the run goes on, buffering, and retries forever."""
+        """Start connecting in the background: with NATS down the run goes on, buffering, and
+        retries forever (the settings were checked when the sink was built)."""
         self._ctx = ctx
-        self.settings = ConnectionSettings.from_options(self.options)
-        if self.jetstream and self.retention not in _RETENTIONS:
-            raise ConfigError(
-                f"--nats-stream-retention must be one of {', '.join(_RETENTIONS)}, "
-                f"not {self.retention!r}"
-            )
         self._requests = RequestHandler(
             log=self.log,
             publish=self._publish_reply,
@@ -181,10 +187,7 @@ class NatsSink(Sink):
             except (asyncio.TimeoutError, *_SEND_ERRORS, nats.errors.Error) as exc:
                 self.log.warning("could not flush to NATS at shutdown: %s", exc or "timeout")
         self._closing = True
-        if self.pending:
-            self.log.warning(
-                "%d change(s) could not be delivered to NATS before shutdown", len(self.pending)
-            )
+        undelivered = len(self.pending)
         for task in [self._confirmer, *self._tasks]:
             if task is not None:
                 task.cancel()
@@ -200,6 +203,19 @@ class NatsSink(Sink):
             self.pending.coalesced,
             self.pending.dropped,
         )
+        if undelivered:
+            # The run could not do its job (a --once run publishing nothing): it fails, saying why.
+            raise NatsDeliveryError(self._undelivered_reason(undelivered))
+
+    def _undelivered_reason(self, count: int) -> str:
+        assert self.settings is not None
+        why = f" ({self._last_error})" if self._last_error else ""
+        if not self._connected_once:
+            return (
+                f"could not connect to NATS at {self.settings.display}{why}: "
+                f"{count} change(s) not delivered"
+            )
+        return f"{count} change(s) could not be delivered to NATS before shutdown{why}"
 
     async def _final_flush(self) -> None:
         async with self._lock:
@@ -233,6 +249,8 @@ class NatsSink(Sink):
         )
         self._failures = 0
         self._auth_logged = False
+        self._connected_once = True
+        self._last_error = ""
         self.log.info("connected to NATS at %s", self._current_url())
         self._marker_subject = self.nc.new_inbox()
         await self.nc.subscribe(self._marker_subject, cb=self._on_marker)
@@ -304,6 +322,7 @@ class NatsSink(Sink):
             or ("authentication" in lowered)
         ):
             self._first_attempt.set()
+            self._last_error = f"credentials rejected: {text.strip(chr(39))}"
             if not self._auth_logged:
                 self._auth_logged = True
                 self.log.error(
@@ -319,6 +338,7 @@ class NatsSink(Sink):
             return
         if not self.nc.is_connected:
             self._first_attempt.set()
+            self._last_error = text
             self._failures += 1
             now = time.monotonic()
             if self._failures <= 5 or now - self._last_failure_log >= 60.0:
