@@ -197,7 +197,14 @@ def test_tuning_options_reach_the_watchers_and_bad_values_are_config_errors() ->
 async def test_list_page_size_is_sent_to_the_server(server, kubeconfig) -> None:
     """Set through the option (no Python-only tuning), the page size reaches the API server."""
     server.load(demo_cluster())
-    options = Options({"kubeconfig": str(kubeconfig), "resources": ["pods"], "list_page_size": 2})
+    options = Options(
+        {
+            "kubeconfig": str(kubeconfig),
+            "resources": ["pods"],
+            "list_page_size": 2,
+            "streaming_list": False,  # --no-streaming-list: list in pages, as a server without it
+        }
+    )
     sink = CaptureSink()
     engine = Engine([KubernetesSource(options)], [sink])
     task = asyncio.create_task(engine.run())
@@ -209,3 +216,4 @@ async def test_list_page_size_is_sent_to_the_server(server, kubeconfig) -> None:
     lists = [path for _m, path in server.request_log if path.startswith("/api/v1/pods?")]
     assert lists and all("limit=2" in path for path in lists if "watch" not in path)
     assert any("continue=" in path for path in lists)
+    assert not any("sendInitialEvents" in path for path in lists)

@@ -111,6 +111,15 @@ def tuning_options() -> list[click.Option]:
             help="[k8s] Longest wait between retries after errors (exponential backoff with "
             "jitter up to this).",
         ),
+        click.Option(
+            ["--streaming-list/--no-streaming-list", "streaming_list"],
+            default=defaults.streaming_list,
+            show_default=True,
+            envvar="MESHSYNC_STREAMING_LIST",
+            help="[k8s] List through a watch that sends the current state first (kube's "
+            "streaming list, WatchList) where the API server offers it; paginated lists "
+            "otherwise.",
+        ),
     ]
 
 

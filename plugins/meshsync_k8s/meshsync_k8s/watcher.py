@@ -58,6 +58,9 @@ class Tuning:
     slow_retry: float = 60.0
     request_timeout: float = 60.0
     connect_timeout: float = 10.0
+    #: List through a watch with ``sendInitialEvents`` (kube's streaming list, WatchList) where
+    #: the server allows it, falling back to paginated lists where it does not.
+    streaming_list: bool = True
 
 
 class Backoff:
@@ -151,6 +154,9 @@ class ResourceWatcher:
         self._resync_full = False
         self._resync_waiters: list[asyncio.Future[None]] = []
         self._reported: int | None = None  # the slow-retry code already warned about
+        #: Still trying streaming lists (off for good once the server refused one).
+        self.streaming_list = self.tuning.streaming_list
+        self.streamed_lists = 0
 
     def __repr__(self) -> str:
         where = f" in {self.namespace}" if self.namespace else ""
@@ -217,11 +223,14 @@ class ResourceWatcher:
                 if need_list or self._resync_full:
                     full = self._resync_full
                     self._resync_full = False
+                    if self.streaming_list and await self._streamed_list(full):
+                        # listed, then watched on the same stream until it ended
+                        need_list = False
+                        backoff.reset()
+                        continue
                     await self._relist(full=full)
                     need_list = False
-                    self._recovered()
-                    self._mark_listed(True)
-                    self._release_waiters()
+                    self._listed_ok()
                     backoff.reset()
                 started = time.monotonic()
                 received = self.received
@@ -264,6 +273,11 @@ class ResourceWatcher:
                         delay,
                     )
                     await self._interruptible(asyncio.sleep(delay))
+
+    def _listed_ok(self) -> None:
+        self._recovered()
+        self._mark_listed(True)
+        self._release_waiters()
 
     async def _interruptible(self, coro: Awaitable[Any]) -> bool:
         """Run ``coro`` as a child that stop/resync may cancel; False if it was cancelled."""
@@ -326,14 +340,87 @@ class ResourceWatcher:
                     raise _Stopped
         if not list_rv:
             raise ApiError(0, "InvalidResponse", "list response without a resourceVersion")
-        if seen is not None and len(seen) != len(state):
-            self._busy = True
-            try:
-                for uid in [uid for uid in state if uid not in seen]:
-                    await self._emit_vanished(uid)
-            finally:
-                self._busy = False
+        self._busy = True
+        try:
+            await self._emit_unseen(seen)
+        finally:
+            self._busy = False
         self.resource_version = list_rv
+
+    async def _streamed_list(self, full: bool) -> bool:
+        """List through a streaming list and watch on. False when it did not complete: then a
+        paginated list follows, as client-go's reflector falls back."""
+        listing = _StreamedList(set() if self.state else None, full)
+        received = self.received
+        try:
+            await self._interruptible(self._stream(listing))
+        except ApiError as exc:
+            if listing.done:
+                raise  # the list completed: a watch error like any other
+            if exc.code in _NO_STREAMING:
+                # the server does not offer streaming lists (WatchList off, or too old)
+                self._stop_streaming(f"the server refused it: {exc}")
+            elif self.received > received:
+                # events came but not the end of the initial ones: the parameter was ignored
+                self._stop_streaming(f"it ended before its last initial event ({exc})")
+            else:
+                self.log.debug("%s: streaming list failed (%s); listing in pages", self.label, exc)
+            return False
+        if listing.done or self._stopping or self._resync_full:
+            return True
+        self._stop_streaming("it ended before its last initial event")
+        return False
+
+    def _stop_streaming(self, why: str) -> None:
+        self.log.info("%s: no streaming list (%s); listing in pages from now on", self.label, why)
+        self.streaming_list = False
+
+    async def _stream(self, listing: _StreamedList) -> None:
+        """The current state as ADDED events up to the ``k8s.io/initial-events-end`` bookmark
+        (diffed against what was emitted, as a re-list), then watch events on the same stream."""
+        params = {
+            **self.params,
+            "sendInitialEvents": "true",
+            "resourceVersionMatch": "NotOlderThan",
+            "resourceVersion": "",
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(int(self.tuning.watch_timeout * (1 + random.random())) or 1),
+        }
+        self.lists += 1
+        self.watches += 1
+        self.metrics.inc("k8s_watch_starts_total", resource=self.resource.key)
+        stream = self.client.watch(
+            self.path, params, inactivity_timeout=self.tuning.inactivity_timeout
+        )
+        async with contextlib.aclosing(stream):
+            async for etype, raw in stream:
+                self.received += 1
+                self._busy = True
+                try:
+                    if listing.done:
+                        await self._apply(etype, raw)
+                    elif etype == "ADDED":
+                        await self._apply_page([raw], listing.seen, listing.full)
+                    elif etype == "BOOKMARK" and _ends_initial_events(raw):
+                        await self._emit_unseen(listing.seen)
+                        meta = raw_json.object_meta(raw)
+                        self.resource_version = meta.resourceVersion if meta else ""
+                        listing.done = True
+                        self.streamed_lists += 1
+                        self._listed_ok()
+                    elif etype != "BOOKMARK":
+                        await self._apply(etype, raw)  # an ERROR raises; the rest is malformed
+                finally:
+                    self._busy = False
+                if self._stopping or self._resync_full:
+                    return
+
+    async def _emit_unseen(self, seen: set[str] | None) -> None:
+        """DELETED for every tracked object a complete list did not mention."""
+        if seen is None or len(seen) == len(self.state):
+            return
+        for uid in [uid for uid in self.state if uid not in seen]:
+            await self._emit_vanished(uid)
 
     async def _apply_page(self, items: list[Any], seen: set[str] | None, full: bool) -> None:
         """Diff every raw item of a page against the state and emit what changed."""
@@ -520,6 +607,25 @@ class ResourceWatcher:
         meta = raw_json.object_meta(raw)
         if meta is not None and meta.resourceVersion:
             self.resource_version = meta.resourceVersion
+
+
+#: Answers to a streaming-list request that mean "not offered here": WatchList disabled (422
+#: or 400 from kube), or a server too old for the parameters.
+_NO_STREAMING = {400, 405, 406, 415, 422}
+
+
+@dataclass
+class _StreamedList:
+    """Progress of one streaming list: the uids it mentioned, and whether its end arrived."""
+
+    seen: set[str] | None
+    full: bool
+    done: bool = False
+
+
+def _ends_initial_events(raw: Any) -> bool:
+    annotations = (_loads_or_empty(raw).get("metadata") or {}).get("annotations") or {}
+    return annotations.get("k8s.io/initial-events-end") == "true"
 
 
 def _loads_or_empty(raw: Any) -> dict[str, Any]:

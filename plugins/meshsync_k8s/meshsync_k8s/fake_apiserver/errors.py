@@ -109,3 +109,23 @@ def expired(message: str, continue_token: str = "") -> ApiError:
 
 def bad_request(message: str) -> ApiError:
     return ApiError(400, message, reason="BadRequest")
+
+
+def watch_list_forbidden() -> ApiError:
+    """kube-apiserver's answer to ``sendInitialEvents`` with the WatchList feature gate off."""
+    why = (
+        "Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate "
+        "is enabled"
+    )
+    return ApiError(
+        422,
+        f'ListOptions.meta.k8s.io "" is invalid: sendInitialEvents: {why}',
+        reason="Invalid",
+        details={
+            "group": "meta.k8s.io",
+            "kind": "ListOptions",
+            "causes": [
+                {"reason": "FieldValueForbidden", "message": why, "field": "sendInitialEvents"}
+            ],
+        },
+    )

@@ -27,7 +27,7 @@ from aiohttp import web
 
 from . import managed, subresources, tables
 from .encoding import list_body, render
-from .errors import ApiError, bad_request, conflict, not_found
+from .errors import ApiError, bad_request, conflict, not_found, watch_list_forbidden
 from .faults import Faults
 from .patch import (
     APPLY_PATCH,
@@ -105,8 +105,12 @@ class FakeApiServer:
         history_limit: int = 250_000,
         request_log_limit: int = 10_000,
         seed: bool = True,
+        watch_list: bool = True,
     ) -> None:
         self.token = token
+        #: Serve streaming lists (``sendInitialEvents``); False answers them as a kube-apiserver
+        #: with the WatchList feature gate off does (422).
+        self.watch_list = watch_list
         self.bookmark_interval = bookmark_interval
         #: Seconds a namespace deleted over HTTP stays Terminating before it (and its
         #: contents) disappear. ``server.delete()`` of a namespace is immediate.
@@ -727,6 +731,8 @@ class FakeApiServer:
         if name:  # /watch/namespaces/ns/pods/name (deprecated form) == fieldSelector on name
             field_reqs.append((("metadata", "name"), True, name))
         opts = WatchOptions.parse(q, request.headers.get("Accept", ""))
+        if opts.send_initial and not self.watch_list:
+            raise watch_list_forbidden()
         wake = asyncio.Event()
         notify = make_notifier(asyncio.get_running_loop(), wake)
         watcher = Watcher(rt, namespace, label_reqs, field_reqs, notify)
