@@ -112,6 +112,16 @@ def tuning_options() -> list[click.Option]:
             "jitter up to this).",
         ),
         click.Option(
+            ["--reconcile-interval", "reconcile_interval"],
+            type=Duration(),
+            default="0s",
+            show_default=True,
+            envvar="MESHSYNC_RECONCILE_INTERVAL",
+            help="[k8s] Re-list each watched resource about this often, one at a time spread "
+            "over the interval, and emit only what differs from what was sent: catches watch "
+            "events missed for any reason (0: off).",
+        ),
+        click.Option(
             ["--streaming-list/--no-streaming-list", "streaming_list"],
             default=defaults.streaming_list,
             show_default=True,

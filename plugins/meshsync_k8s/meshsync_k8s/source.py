@@ -68,6 +68,7 @@ _TUNING_OPTIONS: dict[str, tuple[str, str, float]] = {
     "watch_timeout": ("watch_timeout", "--watch-timeout", 1.0),
     "inactivity_timeout": ("watch_inactivity_timeout", "--watch-inactivity-timeout", 0.1),
     "backoff_max": ("retry_max_delay", "--retry-max-delay", 0.1),
+    "reconcile_interval": ("reconcile_interval", "--reconcile-interval", 0.0),
 }
 
 
@@ -136,6 +137,10 @@ class KubernetesSource(Source):
         self.crds = CrdCatalog(self._request_reconcile)
         #: (group, plural) -> one watcher per namespace (or one cluster-wide).
         self.watchers: dict[Key, list[ResourceWatcher]] = {}
+        #: What was emitted for resources no longer watched (the MeshSync custom resource or
+        #: its deletion took them out), by namespace: the sinks still hold those objects, so
+        #: watching the resource again re-lists as a diff instead of ADDing them a second time.
+        self._parked: dict[Key, dict[str | None, dict[str, str]]] = {}
         self._crd_watcher: ResourceWatcher | None = None
         self._cr_watcher: ResourceWatcher | None = None
         self._ctx: SourceContext | None = None
@@ -218,6 +223,11 @@ class KubernetesSource(Source):
         assert self.client is not None and self.discovery is not None
         self._ctx = ctx
         reconciler = asyncio.create_task(self._reconcile_loop(), name="k8s:reconcile")
+        drift_checks = (
+            asyncio.create_task(self._drift_check_loop(self.tuning.reconcile_interval))
+            if self.tuning.reconcile_interval > 0
+            else None
+        )
         try:
             crd_api = self.discovery.find(_CRD_NAME) if self.watch_crds else None
             if crd_api is not None:
@@ -240,6 +250,8 @@ class KubernetesSource(Source):
             await asyncio.Event().wait()
         finally:
             reconciler.cancel()
+            if drift_checks is not None:
+                drift_checks.cancel()
             watchers = [w for ws in self.watchers.values() for w in ws]
             watchers += [w for w in (self._crd_watcher, self._cr_watcher) if w is not None]
             for watcher in watchers:
@@ -248,6 +260,18 @@ class KubernetesSource(Source):
             await asyncio.gather(
                 reconciler, *(w.task for w in watchers if w.task), return_exceptions=True
             )
+
+    async def _drift_check_loop(self, period: float) -> None:
+        """Ask one watcher after the other for a drift check, spread evenly over ``period`` so
+        that the API server sees one re-list at a time, never a burst of all of them."""
+        turn = 0
+        while True:
+            count = sum(len(ws) for ws in self.watchers.values())
+            await asyncio.sleep(period / max(1, count))
+            watchers = [w for ws in self.watchers.values() for w in ws]
+            if watchers and self._synced:
+                watchers[turn % len(watchers)].request_drift_check()
+                turn += 1
 
     def _request_reconcile(self) -> None:
         self._dirty.set()
@@ -333,9 +357,14 @@ class KubernetesSource(Source):
             crd_keys = self.crds.keys
             for key in [k for k in self.watchers if k not in desired]:
                 gone = key in self.crds.ever and key not in crd_keys
+                parked: dict[str | None, dict[str, str]] = {}
                 for watcher in self.watchers.pop(key):
                     self._pending.discard(watcher)
                     await watcher.stop(emit_deletes=gone)
+                    if watcher.state:  # emptied when the CRD is deleted (DELETED emitted)
+                        parked[watcher.namespace] = watcher.state
+                if parked:
+                    self._parked[key] = parked
                 self.log.info("stopped watching %s%s", key[1], " (CRD deleted)" if gone else "")
             for key, (api, events) in desired.items():
                 current = self.watchers.get(key)
@@ -343,7 +372,7 @@ class KubernetesSource(Source):
                     for watcher in current:
                         watcher.events = events
                     continue
-                states: dict[str | None, dict[str, str]] = {}
+                states = self._parked.pop(key, {})
                 if current:  # served version changed: keep what was emitted, re-list as a diff
                     for watcher in current:
                         self._pending.discard(watcher)

@@ -61,6 +61,8 @@ class Tuning:
     #: List through a watch with ``sendInitialEvents`` (kube's streaming list, WatchList) where
     #: the server allows it, falling back to paginated lists where it does not.
     streaming_list: bool = True
+    #: Seconds between two drift checks of each resource (``--reconcile-interval``); 0 = off.
+    reconcile_interval: float = 0.0
 
 
 class Backoff:
@@ -157,6 +159,12 @@ class ResourceWatcher:
         #: Still trying streaming lists (off for good once the server refused one).
         self.streaming_list = self.tuning.streaming_list
         self.streamed_lists = 0
+        #: Set by request_drift_check(): the next list compares the server with what was emitted.
+        #: Holds the resourceVersion the watch had reached when the check was asked for.
+        self._drift_mark: int | None = None
+        self.drift_checks = 0
+        #: Changes a drift check found that the watch should have delivered (a metric too).
+        self.drift_found = 0
 
     def __repr__(self) -> str:
         where = f" in {self.namespace}" if self.namespace else ""
@@ -179,6 +187,14 @@ class ResourceWatcher:
         self._resync_full = True
         self._interrupt()
         return waiter
+
+    def request_drift_check(self) -> None:
+        """Re-list now and emit only what differs from what was emitted (``--reconcile-interval``):
+        catches watch events missed for any reason. A resync or re-list already pending covers it.
+        """
+        if self._drift_mark is None:
+            self._drift_mark = int(self.resource_version) if self.resource_version.isdigit() else 0
+        self._interrupt()
 
     async def stop(self, *, emit_deletes: bool = False, timeout: float = 10.0) -> None:
         """Stop watching; with ``emit_deletes`` emit DELETED for every object still tracked."""
@@ -220,7 +236,7 @@ class ResourceWatcher:
         need_list = True
         while not self._stopping:
             try:
-                if need_list or self._resync_full:
+                if need_list or self._resync_full or self._drift_mark is not None:
                     full = self._resync_full
                     self._resync_full = False
                     if self.streaming_list and await self._streamed_list(full):
@@ -228,9 +244,9 @@ class ResourceWatcher:
                         need_list = False
                         backoff.reset()
                         continue
-                    await self._relist(full=full)
+                    changes = await self._relist(full=full)
                     need_list = False
-                    self._listed_ok()
+                    self._listed_ok(changes)
                     backoff.reset()
                 started = time.monotonic()
                 received = self.received
@@ -274,7 +290,19 @@ class ResourceWatcher:
                     )
                     await self._interruptible(asyncio.sleep(delay))
 
-    def _listed_ok(self) -> None:
+    def _listed_ok(self, drift: int) -> None:
+        """A list completed; ``drift`` counts changes older than a pending drift check's mark."""
+        if self._drift_mark is not None:
+            self._drift_mark = None
+            self.drift_checks += 1
+            if drift:
+                self.drift_found += drift
+                self.metrics.inc("k8s_drift_found_total", drift, resource=self.resource.key)
+                self.log.warning(
+                    "%s: reconciliation found %d change(s) the watch had not delivered",
+                    self.label,
+                    drift,
+                )
         self._recovered()
         self._mark_listed(True)
         self._release_waiters()
@@ -317,11 +345,13 @@ class ResourceWatcher:
 
     # -- list ------------------------------------------------------------------------------
 
-    async def _relist(self, *, full: bool) -> None:
-        """List everything and emit only the difference (or everything, for ``full``)."""
+    async def _relist(self, *, full: bool) -> int:
+        """List everything and emit only the difference (or everything, for ``full``); returns
+        how many of those changes predate a pending drift check's mark."""
         state = self.state
         seen: set[str] | None = set() if state else None
         list_rv = ""
+        drift = 0
         self.lists += 1
         pages = self.client.list_pages(self.path, self.params, self.tuning.page_size)
         async with contextlib.aclosing(pages):
@@ -332,7 +362,7 @@ class ResourceWatcher:
                 self._busy = True
                 try:
                     with gc_paused():
-                        await self._apply_page(items, seen, full)
+                        drift += await self._apply_page(items, seen, full)
                 finally:
                     self._busy = False
                 del page, items
@@ -342,10 +372,11 @@ class ResourceWatcher:
             raise ApiError(0, "InvalidResponse", "list response without a resourceVersion")
         self._busy = True
         try:
-            await self._emit_unseen(seen)
+            drift += await self._emit_unseen(seen)
         finally:
             self._busy = False
         self.resource_version = list_rv
+        return drift
 
     async def _streamed_list(self, full: bool) -> bool:
         """List through a streaming list and watch on. False when it did not complete: then a
@@ -366,8 +397,8 @@ class ResourceWatcher:
             else:
                 self.log.debug("%s: streaming list failed (%s); listing in pages", self.label, exc)
             return False
-        if listing.done or self._stopping or self._resync_full:
-            return True
+        if listing.done or self._stopping or self._resync_full or self._drift_mark is not None:
+            return True  # complete, or interrupted on purpose: the caller lists again if needed
         self._stop_streaming("it ended before its last initial event")
         return False
 
@@ -400,30 +431,38 @@ class ResourceWatcher:
                     if listing.done:
                         await self._apply(etype, raw)
                     elif etype == "ADDED":
-                        await self._apply_page([raw], listing.seen, listing.full)
+                        listing.drift += await self._apply_page([raw], listing.seen, listing.full)
                     elif etype == "BOOKMARK" and _ends_initial_events(raw):
-                        await self._emit_unseen(listing.seen)
+                        listing.drift += await self._emit_unseen(listing.seen)
                         meta = raw_json.object_meta(raw)
                         self.resource_version = meta.resourceVersion if meta else ""
                         listing.done = True
                         self.streamed_lists += 1
-                        self._listed_ok()
+                        self._listed_ok(listing.drift)
                     elif etype != "BOOKMARK":
                         await self._apply(etype, raw)  # an ERROR raises; the rest is malformed
                 finally:
                     self._busy = False
-                if self._stopping or self._resync_full:
+                # a drift check pending while the list runs is answered by this list itself
+                drift_check = listing.done and self._drift_mark is not None
+                if self._stopping or self._resync_full or drift_check:
                     return
 
-    async def _emit_unseen(self, seen: set[str] | None) -> None:
-        """DELETED for every tracked object a complete list did not mention."""
+    async def _emit_unseen(self, seen: set[str] | None) -> int:
+        """DELETED for every tracked object a complete list did not mention; returns how many
+        (deletes the watch missed, when a drift check is pending)."""
         if seen is None or len(seen) == len(self.state):
-            return
-        for uid in [uid for uid in self.state if uid not in seen]:
+            return 0
+        vanished = [uid for uid in self.state if uid not in seen]
+        for uid in vanished:
             await self._emit_vanished(uid)
+        return len(vanished) if self._drift_mark is not None else 0
 
-    async def _apply_page(self, items: list[Any], seen: set[str] | None, full: bool) -> None:
-        """Diff every raw item of a page against the state and emit what changed."""
+    async def _apply_page(self, items: list[Any], seen: set[str] | None, full: bool) -> int:
+        """Diff every raw item of a page against the state and emit what changed; returns how
+        many changes predate a pending drift check's mark (changes after it are the watch's)."""
+        mark = self._drift_mark
+        drift = 0
         state = self.state
         events = self.events
         emit = self.emit
@@ -449,6 +488,9 @@ class ResourceWatcher:
             state[uid] = packed
             if etype in events:
                 await emit(make_event(etype, raw, ident))
+            if mark is not None and not full and rv.isdigit() and int(rv) <= mark:
+                drift += 1
+        return drift
 
     def _decode_object(self, raw: Any) -> dict[str, Any]:
         """An event's object, decoded on first access; list items get apiVersion and kind."""
@@ -577,7 +619,7 @@ class ResourceWatcher:
                     await self._apply(etype, raw)
                 finally:
                     self._busy = False
-                if self._stopping or self._resync_full:
+                if self._stopping or self._resync_full or self._drift_mark is not None:
                     return
 
     async def _apply(self, etype: str, raw: Any) -> None:
@@ -621,6 +663,7 @@ class _StreamedList:
     seen: set[str] | None
     full: bool
     done: bool = False
+    drift: int = 0
 
 
 def _ends_initial_events(raw: Any) -> bool:

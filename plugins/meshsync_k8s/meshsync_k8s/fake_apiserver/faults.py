@@ -78,6 +78,12 @@ class Faults:
             self._fail_count = n
             self._fail_status = status
 
+    def lose_next_events(self, n: int = 1) -> None:
+        """The next ``n`` changes are stored but open watches never hear of them (a watch event
+        lost in transit): only a re-list can find them. Watches started later replay them."""
+        with self._server.store.lock:
+            self._server.store.lose_events = n
+
     def expire_continue_tokens(self, n: int = 1) -> None:
         """The next ``n`` list requests that carry a ``continue`` token get 410 Expired, as if
         the history behind the token was compacted between two pages of a list."""

@@ -204,6 +204,8 @@ class Store:
         self._history: deque[Change] = deque()
         #: Watches from resourceVersion >= oldest_rv can be served from history.
         self.oldest_rv = 0
+        #: Faults: how many of the next changes open watches do not hear of (see Faults).
+        self.lose_events = 0
         self._watchers: dict[StorageKey, set[Watcher]] = {}
         #: owner uid -> objects that named it in ownerReferences (may be stale; re-checked).
         self._dependents: dict[str, set[tuple[StorageKey, Key]]] = {}
@@ -592,6 +594,9 @@ class Store:
                     deps = self._dependents.setdefault(ref["uid"], set())
                     deps.add((rt.storage_key, entry_key(entry)))
         watchers = self._watchers.get(rt.storage_key)
+        if self.lose_events:
+            self.lose_events -= 1  # a fault: open watches never hear of this change
+            watchers = None
         if watchers:
             for w in watchers:
                 if w.offer(change):
