@@ -185,6 +185,39 @@ class ApiClient:
                 raise ApiError(0, type(exc).__name__, _describe(exc, self.base)) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def send(self, method: str, path: str, body: Any = None) -> Any:
+        """One JSON request (GET, POST, PUT, DELETE) decoded; raise ApiError on any failure.
+
+        For the few writes MeshSync makes (its leader Lease); lists and watches stream instead.
+        """
+        timeout = aiohttp.ClientTimeout(
+            total=self.request_timeout, sock_connect=self.connect_timeout
+        )
+        data = None if body is None else orjson.dumps(body)
+        for attempt in (1, 2):
+            await self._fresh_credentials()
+            sent = self.connection.headers.get("Authorization")
+            kwargs = self._kwargs(timeout)
+            if data is not None:
+                kwargs["headers"] = {**kwargs["headers"], "Content-Type": "application/json"}
+            try:
+                async with self.session.request(
+                    method, self.base + path, data=data, **kwargs
+                ) as resp:
+                    answer = await resp.read()
+                    if resp.status == 401 and attempt == 1 and await self._refresh(sent):
+                        continue
+                    if resp.status >= 300:
+                        raise _status_error(resp.status, answer)
+                    return decode(answer) if answer else None
+            except ApiError:
+                raise
+            except _NETWORK_ERRORS as exc:
+                raise ApiError(0, type(exc).__name__, _describe(exc, self.base)) from None
+            except orjson.JSONDecodeError as exc:
+                raise ApiError(0, "InvalidResponse", f"{method} {path}: not JSON ({exc})") from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def _refresh(self, refused: str | None) -> bool:
         try:
             return await asyncio.to_thread(self.connection.refresh_credentials, refused)
