@@ -26,6 +26,10 @@ lists where, and why, we differ from either. In short:
 Lookup order (Go MeshSync's): explicit ``--kubeconfig`` > in-cluster service account >
 ``$KUBECONFIG`` (a list separated by ``os.pathsep``, merged like kubectl does) >
 ``~/.kube/config``. ``--context`` always means a kubeconfig, so it skips the in-cluster step.
+
+The in-cluster files (``token``, ``ca.crt``, ``namespace``) are read from
+``/var/run/secrets/kubernetes.io/serviceaccount``, or from the directory named by
+``MESHSYNC_SERVICE_ACCOUNT_DIR`` when that is set (a token projected elsewhere; the tests).
 """
 
 from __future__ import annotations
@@ -54,6 +58,8 @@ from meshsync_k8s.oidc import OidcProvider
 from meshsync_k8s.proxies import environment_proxy, proxy_url
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+#: Names another directory holding the in-cluster ``token``, ``ca.crt`` and ``namespace``.
+SERVICE_ACCOUNT_DIR_ENV = "MESHSYNC_SERVICE_ACCOUNT_DIR"
 
 #: The ``ExecCredential`` versions client-go speaks.
 EXEC_API_VERSIONS = (
@@ -347,10 +353,17 @@ def load_connection(
     context: str | None = None,
     *,
     environ: Mapping[str, str] = os.environ,
-    service_account_dir: Path = SERVICE_ACCOUNT_DIR,
+    service_account_dir: Path | None = None,
     home: Path | None = None,
 ) -> Connection:
-    """Resolve the connection in Go MeshSync's order; raise ConfigError naming the problem."""
+    """Resolve the connection in Go MeshSync's order; raise ConfigError naming the problem.
+
+    ``service_account_dir`` defaults to ``$MESHSYNC_SERVICE_ACCOUNT_DIR``, else
+    :data:`SERVICE_ACCOUNT_DIR`.
+    """
+    if service_account_dir is None:
+        override = environ.get(SERVICE_ACCOUNT_DIR_ENV, "")
+        service_account_dir = Path(override).expanduser() if override else SERVICE_ACCOUNT_DIR
     conn = _locate(kubeconfig, context, environ, service_account_dir, home)
     if conn.proxy is None:  # no proxy-url: the environment may ask for one, as in client-go
         conn.proxy = environment_proxy(conn.server, environ)
