@@ -16,15 +16,24 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels . ./plugins/meshsync_k8s ./plug
 
 # ---- runtime -----------------------------------------------------------------------------------
 FROM python:3.12-slim
+# Runs with a read-only root filesystem: no bytecode is written at run time, and HOME and the
+# caches point at /tmp (an emptyDir in our manifests; in NATS mode nothing is written at all).
 ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    XDG_CACHE_HOME=/tmp/.cache
 COPY --from=build /wheels /wheels
 # Every wheel: the core, the three plugins (what the "all" extra names) and their dependencies.
+# /meshery-meshsync is where Go MeshSync's image has its binary: Meshery Operator's Deployment
+# runs ./meshery-meshsync (Go's flags, `-h` for its liveness probe) in the working directory /.
 RUN pip install --no-cache-dir --no-index --find-links /wheels /wheels/*.whl \
     && rm -rf /wheels \
+    && ln -s usr/local/bin/meshery-meshsync /meshery-meshsync \
     && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin meshsync
 USER 10001
-WORKDIR /tmp
+# Go MeshSync's working directory. File mode writes its default snapshot here: give
+# --output-file in a writable volume (the Helm chart uses /tmp).
+WORKDIR /
 EXPOSE 11000
 ENTRYPOINT ["meshsync"]
 CMD ["run", "--output", "nats", "--log-format", "json"]
