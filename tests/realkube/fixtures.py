@@ -8,6 +8,7 @@ the build's last lines; it is never a skip.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import sys
 import time
@@ -17,8 +18,14 @@ from typing import Any
 
 import pytest
 
+from tests.k8s.conftest import FAST
 from tests.realkube import build
 from tests.realkube.cluster import ControlPlane
+
+#: Fast retries as in the fake-server tests, but watch timeouts a real server keeps: it sends
+#: bookmarks about once a minute, so a 1 s inactivity timeout would reopen idle watches
+#: every second.
+REAL = dataclasses.replace(FAST, inactivity_timeout=90.0, watch_timeout=60.0)
 
 CLUSTER_FIXTURES = {"real_cluster", "real_kubeconfig", "real_namespace"}
 _build_error: build.BuildError | None = None

@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 
 from meshsync_core import EventType
-from tests.k8s.conftest import FAST, fold, start_source, wait_until
+from tests.k8s.conftest import fold, start_source, wait_until
 from tests.realkube.cluster import ControlPlane
-from tests.realkube.fixtures import eventually
+from tests.realkube.fixtures import REAL, eventually
 from tests.realkube.test_source import converge
 
 
@@ -39,7 +39,7 @@ async def test_apiserver_restart_with_missed_changes_and_compaction(
     ns = real_namespace
     for i in range(12):
         real_cluster.apply(configmap(ns, f"cm-{i}", "v1"))
-    running = start_source(real_kubeconfig, FAST, resources=["configmaps"], namespaces=[ns])
+    running = start_source(real_kubeconfig, REAL, resources=["configmaps"], namespaces=[ns])
     try:
         await running.synced(60)
         await converge(real_cluster, running)
@@ -99,7 +99,7 @@ async def test_watch_resumes_across_a_graceful_apiserver_restart(
     real_kubeconfig: Path, real_cluster: ControlPlane, real_namespace: str
 ) -> None:
     ns = real_namespace
-    running = start_source(real_kubeconfig, FAST, resources=["configmaps"], namespaces=[ns])
+    running = start_source(real_kubeconfig, REAL, resources=["configmaps"], namespaces=[ns])
     try:
         await running.synced(60)
         await asyncio.to_thread(real_cluster.stop_apiserver)

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.k8s.conftest import FAST, fold, start_source
+from tests.k8s.conftest import fold, start_source
 from tests.realkube.cluster import ControlPlane
+from tests.realkube.fixtures import REAL
 from tests.realkube.test_source import converge
 
-STREAMING = dataclasses.replace(FAST, streaming_list=True)
+STREAMING = dataclasses.replace(REAL, streaming_list=True)
 
 
 @pytest.fixture(scope="module")

@@ -239,6 +239,7 @@ class KubernetesSource(Source):
                     tuning=self.tuning,
                     on_listed=lambda _w, _ok: listed.set(),
                     log=self.log,
+                    metrics=self.metrics,  # its 401/403/410s count like any resource's
                 )
                 self._crd_watcher.start()
                 # Built-in resources need not wait for the CRD list (which can be many MB).
@@ -441,6 +442,7 @@ class KubernetesSource(Source):
                 namespace=meshsync_cr.NAMESPACE,
                 tuning=self.tuning,
                 log=self.log,
+                metrics=self.metrics,
             )
             self._cr_watcher.start()
 

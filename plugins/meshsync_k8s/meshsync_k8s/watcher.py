@@ -386,8 +386,10 @@ class ResourceWatcher:
         try:
             await self._interruptible(self._stream(listing))
         except ApiError as exc:
-            if listing.done:
-                raise  # the list completed: a watch error like any other
+            if listing.done or exc.code in _SLOW_RETRY - _NO_STREAMING:
+                # the list completed: a watch error like any other; or refused (401, 403,
+                # 404): a paginated list would be refused too, the retry loop reports it
+                raise
             if exc.code in _NO_STREAMING:
                 # the server does not offer streaming lists (WatchList off, or too old)
                 self._stop_streaming(f"the server refused it: {exc}")
