@@ -28,8 +28,9 @@ def meshsync_add_options() -> list[click.Option]:
             is_flag=True,
             default=False,
             help="[file] Leave out what the API server fills in (uid, resourceVersion, status, "
-            "ownerReferences, allocated IPs...) and objects recreated by their controller, so the "
-            "snapshot can be applied to another cluster.",
+            "ownerReferences, finalizers, allocated IPs...), objects recreated by their controller "
+            "and those every control plane makes itself (kube-system, kube-root-ca.crt, bootstrap "
+            "RBAC...), so the snapshot can be applied to another cluster.",
         ),
         click.Option(
             ["--snapshot-interval", "snapshot_interval"],

@@ -176,6 +176,8 @@ class FileSink(Sink):
         store = self.store
         clean = manifests.clean
         for_apply = self.for_apply
+        made_by_control_plane = manifests.made_by_control_plane
+        first_kinds = manifests.FIRST_KINDS
         logging_events = self._log is not None
         parts: list[str] = []
         counts: Counter[str] | None = None if self._synced else Counter()
@@ -191,15 +193,19 @@ class FileSink(Sink):
                     store.delete(key)
                     text = dump_document(manifest) if logging_events else ""
                 elif for_apply:
-                    store.put(
-                        key,
-                        dump_document(manifests.for_apply(manifest)).encode(),
-                        manifests.controller_uid(manifest),
-                    )
+                    if made_by_control_plane(manifest):
+                        store.delete(key)  # (a label may have made it so only now)
+                    else:
+                        store.put(
+                            key,
+                            dump_document(manifests.for_apply(manifest)).encode(),
+                            manifests.controller_uid(manifest),
+                            first=manifest["kind"] in first_kinds,
+                        )
                     text = dump_document(manifest) if logging_events else ""
                 else:
                     text = dump_document(manifest)
-                    store.put(key, text.encode())
+                    store.put(key, text.encode(), first=manifest["kind"] in first_kinds)
                 if counts is not None:
                     counts[event.resource.plural or str(manifest.get("kind"))] += 1
                 if logging_events:

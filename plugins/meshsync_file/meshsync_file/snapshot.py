@@ -2,8 +2,10 @@
 
 Memory: each live object is kept as its already-serialized YAML document (UTF-8 ``bytes``),
 never as the decoded dict, which is about ten times larger in Python. Updates replace the
-entry (the dict keeps first-seen order, so the file lists namespaces and other "global"
-objects first, as the source emits them); deletes remove it.
+entry (the dict keeps first-seen order); deletes remove it. Namespaces and
+CustomResourceDefinitions are written before every other document: the source's watches run
+concurrently, so a Secret may well be seen before its Namespace, and ``kubectl apply -f``
+applies documents in file order.
 
 Atomicity: the file is written to a hidden temporary file in the target directory, flushed and
 fsynced, then renamed over the target. Readers see the old snapshot or the new one, never a
@@ -25,19 +27,27 @@ _WRITE_CHUNK = 1 << 20
 
 
 class SnapshotStore:
-    """uid -> serialized document; with ``for_apply``, also the uid of each object's controller."""
+    """uid -> serialized document; with ``for_apply``, also the uid of each object's controller.
 
-    __slots__ = ("controllers", "docs")
+    ``first`` holds the uids written before all others (namespaces, CRDs).
+    """
+
+    __slots__ = ("controllers", "docs", "first")
 
     def __init__(self) -> None:
         self.docs: dict[str, bytes] = {}
         self.controllers: dict[str, str] = {}
+        self.first: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.docs)
 
-    def put(self, uid: str, doc: bytes, controller: str | None = None) -> None:
+    def put(
+        self, uid: str, doc: bytes, controller: str | None = None, *, first: bool = False
+    ) -> None:
         self.docs[uid] = doc
+        if first:
+            self.first.add(uid)
         if controller:
             self.controllers[uid] = controller
         elif self.controllers:
@@ -45,17 +55,22 @@ class SnapshotStore:
 
     def delete(self, uid: str) -> None:
         self.docs.pop(uid, None)
+        self.first.discard(uid)
         if self.controllers:
             self.controllers.pop(uid, None)
 
     def documents(self, *, skip_controlled: bool = False) -> Iterator[bytes]:
-        """Every document in first-seen order; optionally without objects whose controller
-        is itself in the snapshot (``--for-apply``: the controller recreates them)."""
-        docs, controllers = self.docs, self.controllers
+        """Every document, the ``first`` ones first, each group in first-seen order;
+        optionally without objects whose controller is itself in the snapshot (``--for-apply``:
+        the controller recreates them)."""
+        docs, controllers, first = self.docs, self.controllers, self.first
+        if first:
+            yield from (docs[uid] for uid in docs if uid in first)
+        rest = (item for item in docs.items() if item[0] not in first) if first else docs.items()
         if not skip_controlled or not controllers:
-            yield from docs.values()
+            yield from (doc for _, doc in rest)
             return
-        for uid, doc in docs.items():
+        for uid, doc in rest:
             owner = controllers.get(uid)
             if owner is None or owner not in docs:
                 yield doc

@@ -4,6 +4,12 @@ The source watches ``customresourcedefinitions`` with an internal :class:`Resour
 events land here instead of in the sinks. Each CRD maps to one watchable resource at its
 *storage* version when that is served (else the first served one) - Go MeshSync takes the first
 listed version, which may not be served at all.
+
+A CRD counts only once the API server reports it ``Established``: a real API server answers
+``404`` for the new resource until then (for a few milliseconds after the create on an idle
+server, longer on a busy one, and for good when the names conflict with another CRD), and a
+watcher that got that 404 would wait for its slow retry - a minute by default - before the
+first object of the new resource could flow.
 """
 
 from __future__ import annotations
@@ -51,6 +57,22 @@ def crd_resource(crd: Any) -> ApiResource | None:
     )
 
 
+def established(crd: Any) -> bool:
+    """Whether the API server serves the CRD's resource yet (its ``Established`` condition).
+
+    A CRD object without any ``status`` (written by hand, not read from an API server) counts
+    as established; one read from a server starts with ``conditions: null`` and gets
+    ``Established`` once its names are accepted.
+    """
+    status = crd.get("status") if isinstance(crd, dict) else None
+    if not isinstance(status, dict):
+        return True
+    for condition in status.get("conditions") or ():
+        if isinstance(condition, dict) and condition.get("type") == "Established":
+            return condition.get("status") == "True"
+    return False
+
+
 class CrdCatalog:
     """The CRDs the cluster has now, by CRD name, fed by the internal CRD watcher's events."""
 
@@ -77,9 +99,14 @@ class CrdCatalog:
                 log.info("CRD %s deleted: its resources are no longer watched", name)
             self.on_change()
             return
-        res = crd_resource(event.object)
+        obj = event.object
+        res = crd_resource(obj)
         if res is None:
             log.warning("CRD %s defines no served version; ignoring it", name)
+        elif not established(obj):
+            # watched from its MODIFIED event that sets Established (see the module docstring)
+            log.debug("CRD %s is not established yet", name)
+            res = None
         else:
             self.ever.add(res.key)
         if self.by_name.get(name) != res or name not in self.by_name:

@@ -28,6 +28,7 @@ from meshsync_k8s.crds import CrdCatalog
 from meshsync_k8s.kubeconfig import load_connection
 from meshsync_k8s.meshsync_cr import MeshSyncConfig, parse_meshsync_cr, read_meshsync_cr
 from meshsync_k8s.resources import (
+    DEFAULT_RESOURCES,
     ApiResource,
     Discovery,
     ResourceName,
@@ -46,6 +47,11 @@ MAX_NAMESPACE_WATCHES = 8
 RESYNC_TIMEOUT = 120.0
 _CRD_NAME = ResourceName("customresourcedefinitions", None, "apiextensions.k8s.io")
 _CR_NAME = ResourceName(meshsync_cr.PLURAL, None, meshsync_cr.GROUP)
+#: Resources no CRD defines (the built-in default set): watched before the CRD list is in.
+#: Any other resource waits for it, since only the CRD says which version is its storage one
+#: (discovery offers the preferred version, and objects first emitted at that version would
+#: keep it: moving the watch to the storage version re-emits only what changed).
+_BUILTIN_KEYS = frozenset((group, plural) for plural, _version, group in DEFAULT_RESOURCES)
 
 
 def release_free_memory() -> None:
@@ -344,11 +350,13 @@ class KubernetesSource(Source):
             else:
                 base = allowed
         excludes = [*self.excludes, *(cr.blacklist if cr else ())]
+        crds_pending = self._crd_watcher is not None and not self._crd_watcher.listed
         return {
             key: value
             for key, value in base.items()
             if not any(value[0].matches(name) for name in excludes)
             and (self.cluster_scoped or value[0].namespaced)
+            and (not crds_pending or key in _BUILTIN_KEYS)
         }
 
     async def _reconcile(self) -> None:
