@@ -33,11 +33,16 @@ JITTER = 1.2  # client-go's JitterFactor: retries are spread over [retry, retry 
 
 @dataclass(frozen=True)
 class LeaseTiming:
-    """client-go's defaults for kube components (15 s / 10 s / 2 s)."""
+    """How long a Lease lasts, how long its holder tries to renew it, how often anyone tries.
 
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
+    The defaults are shorter than client-go's 15 s / 10 s / 2 s so that a standby takes over
+    from a SIGKILLed leader within 15 s: it may take the Lease ``lease_duration`` after it last
+    saw it change, at its next try (up to 2.2 x ``retry_period`` later), about 10-12 s here.
+    """
+
+    lease_duration: float = 10.0
+    renew_deadline: float = 7.0
+    retry_period: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.lease_duration > self.renew_deadline > JITTER * self.retry_period > 0:
@@ -58,8 +63,9 @@ class LeaderElector:
     """Campaigns for one Lease and keeps it; ``leading`` says whether this replica holds it.
 
     ``on_started`` / ``on_stopped`` are called (synchronously, on the event loop) when
-    leadership begins and ends; ``on_stopped`` runs before anything else can happen, so a
-    caller can stop publishing inside it.
+    leadership begins and when it is lost; ``on_stopped`` runs before anything else can happen,
+    so a caller can stop publishing inside it. Cancelling :meth:`run` (a clean stop) releases
+    the Lease without calling ``on_stopped``.
     """
 
     def __init__(
@@ -106,7 +112,8 @@ class LeaderElector:
                 self._became(False)
         finally:
             if self.leading:
-                self._became(False)
+                # stopped on purpose (cancelled): not a loss, so on_stopped is not called
+                self.leading = False
                 if self.release_on_cancel:
                     with contextlib.suppress(ApiError, asyncio.CancelledError):
                         await asyncio.shield(self._release())

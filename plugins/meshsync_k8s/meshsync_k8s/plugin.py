@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from meshsync_core import Duration, Source, Transform, hookimpl
+from meshsync_k8s.leadership import leadership_options
 from meshsync_k8s.redaction import SecretRedaction, redaction_options
 from meshsync_k8s.source import KubernetesSource
 from meshsync_k8s.watcher import Tuning
@@ -135,7 +136,7 @@ def tuning_options() -> list[click.Option]:
 
 @hookimpl
 def meshsync_add_options() -> list[click.Option]:
-    return [*source_options(), *redaction_options()]
+    return [*source_options(), *leadership_options(), *redaction_options()]
 
 
 @hookimpl

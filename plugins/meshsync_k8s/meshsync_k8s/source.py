@@ -26,6 +26,7 @@ from meshsync_k8s import meshsync_cr
 from meshsync_k8s.client import ApiClient, ApiError
 from meshsync_k8s.crds import CrdCatalog
 from meshsync_k8s.kubeconfig import load_connection
+from meshsync_k8s.leadership import Leadership
 from meshsync_k8s.meshsync_cr import MeshSyncConfig, parse_meshsync_cr, read_meshsync_cr
 from meshsync_k8s.resources import (
     DEFAULT_RESOURCES,
@@ -135,6 +136,14 @@ class KubernetesSource(Source):
         self.watch_crds = options.get("watch_crds", True) is not False
         self.use_meshsync_cr = options.get("meshsync_cr", True) is not False
         self.tuning = tuning or options.get("k8s_tuning") or tuning_from(options)
+        #: With --leader-elect: only the Lease holder emits (see meshsync_k8s.leadership).
+        self.leadership = Leadership.from_options(options)
+        self._synced_event = asyncio.Event()
+        self._takeover: asyncio.Task[None] | None = None
+        if self.leadership is not None:
+            self.metrics.describe("k8s_leader", "1 while this replica holds the leader Lease.")
+            leadership = self.leadership
+            self.metrics.set_function("k8s_leader", lambda: float(leadership.leading))
         self.client: ApiClient | None = None
         self.cluster_id = ""
         self.discovery: Discovery | None = None
@@ -229,6 +238,14 @@ class KubernetesSource(Source):
         assert self.client is not None and self.discovery is not None
         self._ctx = ctx
         reconciler = asyncio.create_task(self._reconcile_loop(), name="k8s:reconcile")
+        election = (
+            asyncio.create_task(
+                self.leadership.elector_for(self.client, self._became_leader, self.log).run(),
+                name="k8s:leader-election",
+            )
+            if self.leadership is not None
+            else None
+        )
         drift_checks = (
             asyncio.create_task(self._drift_check_loop(self.tuning.reconcile_interval))
             if self.tuning.reconcile_interval > 0
@@ -257,6 +274,9 @@ class KubernetesSource(Source):
             await asyncio.Event().wait()
         finally:
             reconciler.cancel()
+            if election is not None:
+                election.cancel()  # releases the Lease: a standby takes over at its next try
+                await asyncio.gather(election, return_exceptions=True)
             if drift_checks is not None:
                 drift_checks.cancel()
             watchers = [w for ws in self.watchers.values() for w in ws]
@@ -279,6 +299,21 @@ class KubernetesSource(Source):
             if watchers and self._synced:
                 watchers[turn % len(watchers)].request_drift_check()
                 turn += 1
+
+    async def _emit_if_leading(self, event: Event) -> None:
+        """With --leader-elect: a standby tracks every change and emits none."""
+        if self.leadership is not None and self.leadership.leading:
+            assert self._ctx is not None
+            await self._ctx.emit(event)
+
+    def _became_leader(self) -> None:
+        self._takeover = asyncio.create_task(self._take_over(), name="k8s:take-over")
+
+    async def _take_over(self) -> None:
+        """The Lease is ours: announce everything tracked, which a standby never emitted."""
+        await self._synced_event.wait()
+        self.log.info("leading: announcing the %d object(s) tracked", self.tracked)
+        await self.resync()
 
     def _request_reconcile(self) -> None:
         self._dirty.set()
@@ -303,6 +338,7 @@ class KubernetesSource(Source):
                 sum(len(w.state) for ws in self.watchers.values() for w in ws),
             )
             assert self._ctx is not None
+            self._synced_event.set()
             self._ctx.initial_sync_complete()
             # later, so that the sinks first hear about the sync
             asyncio.get_running_loop().call_later(1.0, release_free_memory)
@@ -409,7 +445,8 @@ class KubernetesSource(Source):
         watcher = ResourceWatcher(
             self.client,
             api,
-            self._ctx.emit,  # straight to the engine: no wrapper coroutine per event
+            # straight to the engine (no wrapper coroutine per event) unless a standby must not
+            self._ctx.emit if self.leadership is None else self._emit_if_leading,
             namespace=namespace,
             cluster_id=self.cluster_id,
             tuning=self.tuning,

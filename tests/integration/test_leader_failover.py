@@ -1,0 +1,119 @@
+"""Two ``meshsync run --leader-elect`` replicas publishing to one NATS: only the Lease holder
+publishes; when it is SIGKILLed mid-churn the standby takes over and the consumer's picture
+ends up equal to the cluster, nothing lost and nothing stale."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
+from meshsync_nats.testing import NatsServer
+
+from tests.nats.helpers import Subscriber, wait_until
+
+TIMING = ["--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline", "2s",
+          "--leader-elect-retry-period", "0.5s"]  # fmt: skip
+
+
+def _replica(tmp_path: Path, kubeconfig: Path, nats_url: str, name: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MESHSYNC_")}
+    env.update(POD_NAME=name, MESHSYNC_HEALTH_PORT="0")
+    return subprocess.Popen(
+        [sys.executable, "-m", "meshsync_core", "run", "--kubeconfig", str(kubeconfig),
+         "--output", "nats", "--broker-url", nats_url, "--leader-elect",
+         "--leader-elect-namespace", "default", *TIMING],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _holder(server: FakeApiServer) -> str:
+    lease = server.get(
+        {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+         "metadata": {"name": "meshsync", "namespace": "default"}}
+    )  # fmt: skip
+    return str(((lease or {}).get("spec") or {}).get("holderIdentity") or "")
+
+
+def _cluster(server: FakeApiServer, plurals: tuple[str, ...]) -> dict[str, str]:
+    return {
+        o["metadata"]["uid"]: o["metadata"]["resourceVersion"]
+        for plural in plurals
+        for o in server.objects(plural)
+    }
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    with FakeApiServer.in_thread() as server:
+        server.load(demo_cluster())
+        yield server, server.write_kubeconfig(tmp_path / "kubeconfig")
+
+
+async def test_sigkill_of_the_leader_mid_churn(tmp_path: Path, cluster) -> None:
+    server, kubeconfig = cluster
+    with NatsServer(tmp_path / "nats") as nats_server:
+        sub = Subscriber()
+        await sub.connect(nats_server.url)
+        replicas = {
+            name: _replica(tmp_path, kubeconfig, nats_server.url, name)
+            for name in ("replica-a", "replica-b")
+        }
+        try:
+            await wait_until(lambda: _holder(server) != "", 30, "a leader")
+            leader = _holder(server).split("_")[0]
+            standby = next(n for n in replicas if n != leader)
+            await wait_until(lambda: len(sub.view) > 0, 30, "the leader's first messages")
+
+            def churn(tag: str) -> None:
+                server.create(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "ConfigMap",
+                        "metadata": {"name": f"cm-{tag}", "namespace": "default"},
+                    }
+                )
+                for obj in server.objects("configmaps")[:2]:
+                    obj.setdefault("data", {})["tag"] = tag
+                    server.update(obj)
+
+            churn("before")
+            replicas[leader].send_signal(signal.SIGKILL)
+            killed = time.monotonic()
+            churn("during")  # while nobody leads
+            gone = server.objects("configmaps")[-1]
+            server.delete(gone)
+            await wait_until(lambda: _holder(server).startswith(standby), 30, "the takeover")
+            took_over = time.monotonic() - killed
+            churn("after")
+            plurals = ("configmaps", "pods", "services", "namespaces", "nodes")
+
+            def converged() -> bool:
+                wanted = _cluster(server, plurals)
+                seen = {
+                    uid: version
+                    for uid, version in sub.versions().items()
+                    if sub.view[uid]["kind"].lower() + "s" in plurals
+                }
+                return seen == wanted
+
+            await wait_until(converged, 30, "the consumer's picture to equal the cluster")
+            assert took_over < 15  # the failover target
+            assert gone["metadata"]["uid"] not in sub.view  # the delete made while nobody led
+            assert replicas[standby].poll() is None
+        finally:
+            for proc in replicas.values():
+                if proc.poll() is None:
+                    proc.terminate()
+            for proc in replicas.values():
+                try:
+                    proc.communicate(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.communicate()
+            await sub.close()
