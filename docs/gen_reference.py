@@ -35,6 +35,7 @@ from meshsync_core import (  # noqa: E402 - after the sys.path fix above
     hookspecs,
     metrics,
     settings,
+    streams,
     testing,
 )
 
@@ -54,8 +55,9 @@ Start with the tutorial, [Writing a MeshSync plugin](writing-plugins.md); the da
 
 Import paths: `Sink`, `Source`, `Transform`, `Options`, `SinkContext`, `SourceContext`, `Event`,
 `EventType`, `Resource`, `CHANGE_TYPES`, `ConfigError`, `StartupError`, `MeshSyncError`,
-`Engine`, `RunResult`, `Duration`, `parse_duration`, `env_flag` and `hookimpl` come from
-`meshsync_core`. `ComponentMetrics` is `meshsync_core.metrics.ComponentMetrics` (every
+`Engine`, `RunResult`, `Duration`, `parse_duration`, `env_flag`, `hookimpl` and the workload
+stream types (`WorkloadStreams`, `ExecSession`, `StreamTarget`, `LogOptions`, `StreamError`)
+come from `meshsync_core`. `ComponentMetrics` is `meshsync_core.metrics.ComponentMetrics` (every
 component has one as `self.metrics`), `gc_paused` is `meshsync_core.gc_pause.gc_paused`, and
 the test helpers are in `meshsync_core.testing`.
 
@@ -88,6 +90,17 @@ SECTIONS: list[tuple[str, str, list[Any]]] = [
     ),
     ("Events", "meshsync_core", [events.Event, events.EventType, events.Resource]),
     ("Errors", "meshsync_core", [errors.MeshSyncError, errors.ConfigError, errors.StartupError]),
+    (
+        "Workload streams (logs and exec)",
+        "meshsync_core",
+        [
+            streams.WorkloadStreams,
+            streams.ExecSession,
+            streams.StreamTarget,
+            streams.LogOptions,
+            streams.StreamError,
+        ],
+    ),
     ("Metrics", "meshsync_core.metrics", [metrics.ComponentMetrics]),
     (
         "Utilities",

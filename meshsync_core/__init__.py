@@ -10,6 +10,13 @@ from meshsync_core.errors import ConfigError, MeshSyncError, StartupError
 from meshsync_core.events import CHANGE_TYPES, Event, EventType, Resource
 from meshsync_core.hookspecs import hookimpl
 from meshsync_core.settings import Duration, env_flag, parse_duration
+from meshsync_core.streams import (
+    ExecSession,
+    LogOptions,
+    StreamError,
+    StreamTarget,
+    WorkloadStreams,
+)
 
 __version__ = "0.1.0"
 
@@ -20,6 +27,8 @@ __all__ = [
     "Engine",
     "Event",
     "EventType",
+    "ExecSession",
+    "LogOptions",
     "MeshSyncError",
     "Options",
     "Resource",
@@ -29,7 +38,10 @@ __all__ = [
     "Source",
     "SourceContext",
     "StartupError",
+    "StreamError",
+    "StreamTarget",
     "Transform",
+    "WorkloadStreams",
     "__version__",
     "env_flag",
     "hookimpl",

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol
 
 from meshsync_core.events import Event
 from meshsync_core.metrics import ComponentMetrics
+from meshsync_core.streams import WorkloadStreams
 
 
 class Options(Mapping[str, Any]):
@@ -108,6 +109,15 @@ class SinkContext(Protocol):
         that removes what the initial sync did not mention checks this first.
         """
 
+    @property
+    def workload_streams(self) -> WorkloadStreams | None:
+        """Logs of and shells in the workloads a source watches, or None if no source offers
+        them (see :mod:`meshsync_core.streams`).
+
+        The first source whose :meth:`Source.workload_streams` returns one. Read it when a
+        request comes (sources are open by then), not in ``__init__``.
+        """
+
 
 class Component:
     """Common part of sources, transforms and sinks."""
@@ -155,6 +165,16 @@ class Source(Component):
 
         Implementations should read the state fresh (a paginated list) rather than keep every
         object in memory.
+        """
+        return None
+
+    def workload_streams(self) -> WorkloadStreams | None:
+        """Logs of and shells in what this source watches, for sinks; None (the default) if
+        the source offers none. Called after ``open``; see :mod:`meshsync_core.streams`.
+
+        The Kubernetes source returns one reading ``pods/<name>/log`` and opening
+        ``pods/<name>/exec`` with its own credentials, so what a sink may ask is bounded by
+        the source's RBAC permissions.
         """
         return None
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from meshsync_core.components import Sink, Source, Transform
 from meshsync_core.errors import MeshSyncError, StartupError
 from meshsync_core.events import Event, EventType, synced_marker
+from meshsync_core.streams import WorkloadStreams
 
 log = logging.getLogger("meshsync.engine")
 _monotonic = time.monotonic
@@ -150,6 +151,14 @@ class _SinkContext:
     @property
     def incomplete_sources(self) -> frozenset[str]:
         return frozenset(self._engine.incomplete_sources)
+
+    @property
+    def workload_streams(self) -> WorkloadStreams | None:
+        for source in self._engine.sources:
+            streams = source.workload_streams()
+            if streams is not None:
+                return streams
+        return None
 
 
 class Engine:

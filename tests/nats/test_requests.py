@@ -112,9 +112,8 @@ async def test_meshsync_meta_publishes_version(nats_server: NatsServer) -> None:
         (b'{"Entity": "informer-store"}', 'no "Request" object'),
         (request("informer-store", {"NoReply": 1}), "informer-store needs"),
         (request("no-such-thing"), "unknown entity 'no-such-thing'"),
-        (request("log-stream", {}), "not supported yet"),
-        (request("exec-request", {}), "not supported yet"),
-        (request("active-exec"), "not supported yet"),
+        (request("log-stream", {}), "ignoring malformed log-stream request"),
+        (request("exec-request", {}), "ignoring malformed exec-request"),
     ],
 )
 async def test_bad_or_unsupported_request_is_logged_once_and_ignored(

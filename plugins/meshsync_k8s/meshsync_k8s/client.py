@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -272,6 +272,73 @@ class ApiClient:
                 continue
             raise _status_error(resp.status, body)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def open_stream(
+        self, path: str, params: Mapping[str, Any], *, read_timeout: float | None = None
+    ) -> aiohttp.ClientResponse:
+        """A streaming GET (pod logs): the response, to read and close; raises ApiError.
+
+        ``read_timeout`` bounds the silence between two chunks (None: a followed log may
+        stay quiet for as long as it likes).
+        """
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.connect_timeout, sock_read=read_timeout
+        )
+        try:
+            return await self._open_stream(path, params, timeout)
+        except ApiError:
+            raise
+        except _NETWORK_ERRORS as exc:
+            raise ApiError(0, type(exc).__name__, _describe(exc, self.base)) from None
+
+    async def ws_connect(
+        self, path: str, params: Any, protocols: Sequence[str]
+    ) -> aiohttp.ClientWebSocketResponse:
+        """Open a WebSocket to ``path`` (``pods/<name>/exec``) offering ``protocols`` in order
+        of preference; the server picks one (``ws.protocol``). Raises ApiError.
+
+        A refused upgrade carries no readable body in aiohttp, so the Kubernetes ``Status``
+        message is fetched with the same request as a plain ``POST`` (refused the same way,
+        before anything runs: the server wants an upgrade).
+        """
+        for attempt in (1, 2):
+            await self._fresh_credentials()
+            sent = self.connection.headers.get("Authorization")
+            kwargs = self._kwargs(aiohttp.ClientTimeout(total=self.request_timeout))
+            kwargs["timeout"] = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0)
+            try:
+                return await self.session.ws_connect(
+                    self.base + path,
+                    params=params,
+                    protocols=tuple(protocols),
+                    autoping=True,
+                    **kwargs,
+                )
+            except aiohttp.WSServerHandshakeError as exc:
+                if exc.status == 401 and attempt == 1 and await self._refresh(sent):
+                    continue
+                if exc.status >= 300:
+                    raise await self._refusal(path, params, exc.status) from None
+                raise ApiError(
+                    0, "UpgradeFailed", f"WebSocket upgrade failed: {exc.message}"
+                ) from None
+            except _NETWORK_ERRORS as exc:
+                raise ApiError(0, type(exc).__name__, _describe(exc, self.base)) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _refusal(self, path: str, params: Any, status: int) -> ApiError:
+        """Why the server refused a WebSocket upgrade: its ``Status`` for the same request."""
+        timeout = aiohttp.ClientTimeout(total=self.request_timeout)
+        try:
+            async with self.session.post(
+                self.base + path, params=params, **self._kwargs(timeout)
+            ) as resp:
+                body = await resp.read()
+                if resp.status == status:
+                    return _status_error(status, body)
+        except _NETWORK_ERRORS:
+            pass
+        return ApiError(status, _REASONS.get(status, "Error"), "WebSocket upgrade refused")
 
     async def watch(
         self,

@@ -28,6 +28,7 @@ from meshsync_k8s.crds import CrdCatalog
 from meshsync_k8s.kubeconfig import load_connection
 from meshsync_k8s.leadership import Leadership
 from meshsync_k8s.meshsync_cr import MeshSyncConfig, parse_meshsync_cr, read_meshsync_cr
+from meshsync_k8s.pod_streams import PodStreams
 from meshsync_k8s.resources import (
     DEFAULT_RESOURCES,
     ApiResource,
@@ -164,6 +165,7 @@ class KubernetesSource(Source):
         self._synced = False
         self._dirty = asyncio.Event()
         self._reconcile_lock = asyncio.Lock()
+        self._pod_streams: PodStreams | None = None
 
     # -- start-up --------------------------------------------------------------------------
 
@@ -562,6 +564,14 @@ class KubernetesSource(Source):
                                     yield watcher.current_event(raw, ident)
                 except ApiError as exc:
                     self.log.warning("current state: cannot list %s: %s", watcher.label, exc)
+
+    def workload_streams(self) -> PodStreams | None:
+        """Pod logs and exec through this source's API client (see pod_streams.py)."""
+        if self.client is None:
+            return None
+        if self._pod_streams is None or self._pod_streams.client is not self.client:
+            self._pod_streams = PodStreams(self.client)
+        return self._pod_streams
 
     async def close(self) -> None:
         if self.client is not None:

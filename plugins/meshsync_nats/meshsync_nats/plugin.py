@@ -5,12 +5,21 @@ from __future__ import annotations
 import click
 
 from meshsync_core import Duration, Sink, hookimpl
+from meshsync_nats.sessions import session_options
 from meshsync_nats.sink import NatsSink
 
 
 @hookimpl
 def meshsync_sinks() -> list[type[Sink]]:
     return [NatsSink]
+
+
+@hookimpl
+def meshsync_commands(cli: click.Group) -> None:
+    """``meshsync request``: Meshery's log, exec and session-list requests from a terminal."""
+    from meshsync_nats.request_command import build_request_command
+
+    cli.add_command(build_request_command())
 
 
 @hookimpl
@@ -135,4 +144,5 @@ def meshsync_add_options() -> list[click.Option]:
             default=False,
             help="[nats] Fill id fields the way Meshery computes them (Go sends empty ids).",
         ),
+        *session_options(),
     ]

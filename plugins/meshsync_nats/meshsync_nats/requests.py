@@ -26,7 +26,8 @@ STORE_BATCH = 5
 INFORMER_STORE = "informer-store"
 RESYNC = "resync-discovery"
 META = "meshsync-meta"
-NOT_YET = frozenset({"log-stream", "exec-request", "active-exec"})
+#: Pod logs, shells and the session list: ``meshsync_nats.sessions``.
+SESSION_ENTITIES = frozenset({"log-stream", "exec-request", "active-exec"})
 
 Publish = Callable[[str, bytes], Awaitable[None]]
 
@@ -72,8 +73,11 @@ class RequestHandler:
         request_resync: Callable[[], Awaitable[None]],
         version: str,
         meshery_ids: bool = False,
+        sessions: Any = None,
     ) -> None:
         self.log = log
+        #: A :class:`~meshsync_nats.sessions.SessionManager` (None: those entities unsupported).
+        self.sessions = sessions
         self.publish = publish
         self.current_state = current_state
         self.request_resync = request_resync
@@ -111,10 +115,10 @@ class RequestHandler:
                 await self.request_resync()
             elif entity == META:
                 await self.publish(SUBJECT_META, wire.reply(self.version))
-            elif entity in NOT_YET:
-                self._warn(
-                    "request %r is not supported yet by the Python MeshSync; ignored", entity
-                )
+            elif entity in SESSION_ENTITIES and self.sessions is not None:
+                await self.sessions.handle(entity, payload)
+            elif entity in SESSION_ENTITIES:
+                self._warn("request %r is not served by this sink; ignored", entity)
             else:
                 self._warn("ignoring request with unknown entity %r", entity)
         except BadRequest as exc:

@@ -42,6 +42,7 @@ from meshsync_nats import wire
 from meshsync_nats.connection import ConnectionSettings, mask_url
 from meshsync_nats.pending import PendingBuffer, to_resend
 from meshsync_nats.requests import QUEUE_GROUP, SUBJECT_REQUEST, RequestHandler
+from meshsync_nats.sessions import SessionManager, SessionPolicy, nats_authenticated
 
 #: Recently confirmed changes are re-sent after a reconnect: the server may have taken them but
 #: died before forwarding them to subscribers.
@@ -89,6 +90,9 @@ class NatsSink(Sink):
         self.pending = PendingBuffer(max(capacity, 1), keep_all=self.jetstream)
         # Checked here, with every other component's options, before anything starts.
         self.settings = ConnectionSettings.from_options(options)
+        self.session_policy = SessionPolicy.from_options(options)
+        self._tls_cert = options.get("nats_tls_cert") or None
+        self.sessions: SessionManager | None = None
         if self.jetstream and self.retention not in _RETENTIONS:
             raise ConfigError(
                 f"--nats-stream-retention must be one of {', '.join(_RETENTIONS)}, "
@@ -137,6 +141,15 @@ class NatsSink(Sink):
         """Start connecting in the background: with NATS down the run goes on, buffering, and
         retries forever (the settings were checked when the sink was built)."""
         self._ctx = ctx
+        self.sessions = SessionManager(
+            log=self.log.getChild("sessions"),
+            publish=self._publish_reply,
+            subscribe=self._subscribe,
+            streams=lambda: ctx.workload_streams,
+            authenticated=self._authenticated,
+            policy=self.session_policy,
+            metrics=self.metrics,
+        )
         self._requests = RequestHandler(
             log=self.log,
             publish=self._publish_reply,
@@ -144,6 +157,7 @@ class NatsSink(Sink):
             request_resync=ctx.request_resync,
             version=core_version,
             meshery_ids=self.meshery_ids,
+            sessions=self.sessions,
         )
         self.log.info(
             "connecting to NATS at %s%s", self.settings.display, " (JetStream)" * self.jetstream
@@ -177,6 +191,8 @@ class NatsSink(Sink):
 
     async def close(self) -> None:
         """Send what is still pending (bounded), then close the connection."""
+        if self.sessions is not None:  # first: their last messages go out with the rest
+            await self.sessions.close()
         if self._connector is not None and not self._connector.done():
             self._connector.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -637,6 +653,19 @@ class NatsSink(Sink):
 
     async def _publish_reply(self, subject: str, data: bytes) -> None:
         await self.nc.publish(subject, data)
+
+    async def _subscribe(self, subject: str, callback: Any) -> Any:
+        """A plain subscription for a session's input; returns its unsubscribe."""
+
+        async def deliver(msg: Msg) -> None:
+            await callback(msg.data)
+
+        subscription = await self.nc.subscribe(subject, cb=deliver)
+        return subscription.unsubscribe
+
+    def _authenticated(self) -> tuple[bool, str]:
+        info = getattr(self.nc, "_server_info", None) if self.nc.is_connected else None
+        return nats_authenticated(self.settings, info, self._tls_cert)
 
     # -- helpers ---------------------------------------------------------------------------
 
