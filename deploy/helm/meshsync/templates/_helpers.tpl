@@ -32,3 +32,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default "default" .Values.serviceAccount.name -}}
 {{- end -}}
 {{- end -}}
+
+{{/* "true" when the replicas elect a leader: forced by leaderElection.enabled, or auto with
+     more than one replica. */}}
+{{- define "meshsync.leaderElection" -}}
+{{- $enabled := toString .Values.leaderElection.enabled -}}
+{{- if or (eq $enabled "true") (and (eq $enabled "auto") (gt (int .Values.replicaCount) 1)) -}}
+true
+{{- end -}}
+{{- end -}}
