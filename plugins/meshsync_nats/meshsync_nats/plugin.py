@@ -131,6 +131,15 @@ def meshsync_add_options() -> list[click.Option]:
             help="[nats] Maximum age of messages in a stream the sink creates (default: none).",
         ),
         click.Option(
+            ["--nats-stream-replicas"],
+            envvar="NATS_STREAM_REPLICAS",
+            type=click.IntRange(min=1, max=5),
+            default=1,
+            show_default=True,
+            help="[nats] Replicas of a stream the sink creates (3 on a 3-node JetStream "
+            "cluster survives the loss of a node).",
+        ),
+        click.Option(
             ["--nats-ack-timeout"],
             envvar="NATS_ACK_TIMEOUT",
             type=Duration(),

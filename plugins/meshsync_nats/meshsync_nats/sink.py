@@ -40,7 +40,7 @@ from meshsync_core import ConfigError, Event, MeshSyncError, Options, Sink, Sink
 from meshsync_core import __version__ as core_version
 from meshsync_nats import wire
 from meshsync_nats.connection import ConnectionSettings, mask_url
-from meshsync_nats.pending import PendingBuffer, to_resend
+from meshsync_nats.pending import PendingBuffer, object_key, to_resend
 from meshsync_nats.requests import QUEUE_GROUP, SUBJECT_REQUEST, RequestHandler
 from meshsync_nats.sessions import SessionManager, SessionPolicy, nats_authenticated
 
@@ -83,6 +83,7 @@ class NatsSink(Sink):
         self.stream = str(options.get("nats_stream") or "MESHSYNC")
         self.retention = str(options.get("nats_stream_retention") or "limits").lower()
         self.max_age = float(options.get("nats_stream_max_age") or 0.0)
+        self.replicas = int(options.get("nats_stream_replicas") or 1)
         self.ack_timeout = float(options.get("nats_ack_timeout") or 5.0)
         delay = options.get("nats_resend_delay")
         self.resend_delay = 2.0 if delay is None else float(delay)
@@ -98,6 +99,8 @@ class NatsSink(Sink):
                 f"--nats-stream-retention must be one of {', '.join(_RETENTIONS)}, "
                 f"not {self.retention!r}"
             )
+        if not 1 <= self.replicas <= 5:
+            raise ConfigError(f"--nats-stream-replicas must be 1 to 5, not {self.replicas}")
         self.nc = NATS()
         self.stats: Counter[str] = Counter()
         self.metrics.describe(
@@ -294,19 +297,33 @@ class NatsSink(Sink):
             info = await jsm.stream_info(self.stream)
             self._stream_ok = True
         except nats.js.errors.NotFoundError:
-            await jsm.add_stream(
-                name=self.stream,
-                subjects=[wire.SUBJECT_CORE],
-                retention=_RETENTIONS[self.retention],
-                max_age=self.max_age or None,
-                storage=js_api.StorageType.FILE,
-                duplicate_window=120.0,
-            )
+            try:
+                await jsm.add_stream(
+                    name=self.stream,
+                    subjects=[wire.SUBJECT_CORE],
+                    retention=_RETENTIONS[self.retention],
+                    max_age=self.max_age or None,
+                    storage=js_api.StorageType.FILE,
+                    duplicate_window=120.0,
+                    num_replicas=self.replicas,
+                )
+            except Exception as exc:  # e.g. more replicas than the cluster has servers
+                self._warn_limited(
+                    "cannot create JetStream stream %s with %d replica(s) (%s); changes stay "
+                    "buffered and are retried",
+                    self.stream,
+                    self.replicas,
+                    exc,
+                    key="add-stream",
+                    level=logging.ERROR,
+                )
+                return
             self._stream_ok = True
             self.log.info(
-                "created JetStream stream %s (%s retention) for %s",
+                "created JetStream stream %s (%s retention, %d replica(s)) for %s",
                 self.stream,
                 self.retention,
+                self.replicas,
                 wire.SUBJECT_CORE,
             )
             return
@@ -326,6 +343,15 @@ class NatsSink(Sink):
                 self.stream,
                 wire.SUBJECT_CORE,
                 ", ".join(subjects),
+            )
+        replicas = info.config.num_replicas or 1
+        if replicas != self.replicas:
+            self._warn_limited(
+                "JetStream stream %s exists with %d replica(s), not %d: used as it is",
+                self.stream,
+                replicas,
+                self.replicas,
+                key="stream-replicas",
             )
 
     async def _on_error(self, exc: Exception) -> None:
@@ -553,8 +579,16 @@ class NatsSink(Sink):
         js = self._js
         envelope = wire.event_envelope
         futures: list[tuple[Event, asyncio.Future[Any]]] = []
+        in_flight: dict[Any, asyncio.Future[Any]] = {}  # the latest publish of each object
         rest: list[Event] = []
         for index, event in enumerate(events):
+            key = object_key(event)
+            earlier = in_flight.get(key)
+            if earlier is not None and not await self._stored(earlier):
+                # Publishing this change now could store it while the earlier one is lost
+                # (a stream leader dying between the two): stop here, resend both in order.
+                rest = list(events[index:])
+                break
             if not self.nc.is_connected:
                 rest = list(events[index:])
                 break
@@ -573,6 +607,7 @@ class NatsSink(Sink):
                 self._unsendable(event, exc)
                 continue
             futures.append((event, future))
+            in_flight[key] = future
         if futures:
             _, not_done = await asyncio.wait([f for _, f in futures], timeout=self.ack_timeout)
             for future in not_done:
@@ -590,6 +625,12 @@ class NatsSink(Sink):
         if acked < len(results):
             self._count("ack_failures", len(results) - acked)
         return to_resend(results) + rest
+
+    async def _stored(self, future: asyncio.Future[Any]) -> bool:
+        """Whether a JetStream publish was acknowledged (waiting up to the ack timeout)."""
+        if not future.done():
+            await asyncio.wait([future], timeout=self.ack_timeout)
+        return future.done() and not future.cancelled() and future.exception() is None
 
     # -- confirmation (core NATS) -------------------------------------------------------------
 
