@@ -87,6 +87,12 @@ def exec_request(
     return {k: v for k, v in entry.items() if v}
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a read's failure as seen (the connection closed under it: nothing to report)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class Inbox:
     """The messages of one subscription, decoded, in the order the server sent them.
 
@@ -104,6 +110,7 @@ class Inbox:
     def next(self) -> asyncio.Future[dict[str, Any]]:
         if self._next is None:
             self._next = asyncio.ensure_future(self._read())
+            self._next.add_done_callback(_retrieved)
         return self._next
 
     async def _read(self) -> dict[str, Any]:

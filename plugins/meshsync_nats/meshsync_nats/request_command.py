@@ -17,10 +17,12 @@ import asyncio
 import contextlib
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, TextIO
 
 import click
 
+from meshsync_core.interrupts import SignalControl
 from meshsync_nats.connection import ConnectionSettings
 from meshsync_nats.meshery_client import ExecClient, Inbox, MesheryClient, log_request
 
@@ -243,10 +245,39 @@ def _nats_options(func: Any) -> Any:
     return func
 
 
-def _run(work: Any) -> None:
+class _Stopper:
+    """What the ``meshsync`` command's signal handling stops on Ctrl-C: the request, cleanly
+    (Meshery's ``stop`` is sent, subscriptions end); a second Ctrl-C ends the process."""
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.stopping = False
+
+    def stop(self, reason: str = "", exit_code: int = 0) -> None:
+        self.stopping = True
+        self.task.cancel()
+
+
+def _run(work: Callable[[], Awaitable[int]]) -> None:
+    ctx = click.get_current_context(silent=True)
+    control = ctx.find_object(SignalControl) if ctx is not None else None
+
+    async def main() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        stopper = _Stopper(task)
+        guard = control.running(stopper) if control is not None else contextlib.nullcontext()
+        with guard:
+            try:
+                return await work()
+            except asyncio.CancelledError:
+                if stopper.stopping:
+                    return 130
+                raise
+
     try:
-        code = asyncio.run(work)
-    except KeyboardInterrupt:
+        code = asyncio.run(main())
+    except KeyboardInterrupt:  # without the command's signal handling (a library caller)
         code = 130
     sys.exit(code)
 
@@ -295,7 +326,7 @@ def build_request_command() -> click.Group:
             finally:
                 await client.close()
 
-        _run(work())
+        _run(work)
 
     @request.command("exec")
     @click.argument("pod")
@@ -315,7 +346,7 @@ def build_request_command() -> click.Group:
             finally:
                 await client.close()
 
-        _run(work())
+        _run(work)
 
     @request.command("sessions")
     @_nats_options
@@ -329,6 +360,6 @@ def build_request_command() -> click.Group:
             finally:
                 await client.close()
 
-        _run(work())
+        _run(work)
 
     return request
