@@ -25,6 +25,7 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.realkube import kwok_streams
 from tests.realkube.build import Built, ensure_built
 from tests.realkube.pki import Authority
 
@@ -250,10 +251,18 @@ class ControlPlane:
         return Process(name, argv, self.workdir / f"{name}.log")
 
     def _kwok(self) -> Process:
+        """kwok's controllers and its node server (logs, exec: see kwok_streams.py)."""
         config = self.kubeconfig(
             self.workdir / "kwok.kubeconfig", self.client_certificate("kwok", "system:masters")
         )
         self.kwok_port = free_port()
+        serving, serving_key = (
+            self.workdir / "kwok-serving.pem",
+            self.workdir / "kwok-serving-key.pem",
+        )
+        self.ca.issue(serving, serving_key, "kwok", hosts=("127.0.0.1", "localhost"))
+        assets = sorted(self.kwok_bin.path("assets").glob("*.yaml"))
+        stages = [a for a in assets if not kwok_streams.is_crd_asset(a)]
         argv = [
             str(self.kwok_bin.path("kwok")),
             f"--kubeconfig={config}",
@@ -262,10 +271,43 @@ class ControlPlane:
             "--node-ip=127.0.0.1",
             f"--node-port={self.kwok_port}",
             f"--server-address=127.0.0.1:{self.kwok_port}",
+            f"--tls-cert-file={serving}",
+            f"--tls-private-key-file={serving_key}",
+            f"--enable-crds={','.join(kwok_streams.ENABLED_CRDS)}",
             "--cidr=10.244.0.1/16",
-            *(f"--config={stage}" for stage in sorted(self.kwok_bin.path("assets").glob("*.yaml"))),
+            f"--config={kwok_streams.write_config(self.workdir)}",
+            *(f"--config={stage}" for stage in stages),
         ]
         return Process("kwok", argv, self.workdir / "kwok.log")
+
+    def _install_kwok_crds(self) -> None:
+        """kwok's CRDs that it watches (``--enable-crds``), established before kwok starts."""
+        for name in kwok_streams.CRD_ASSETS:
+            crd = yaml.safe_load(self.kwok_bin.path("assets").joinpath(name).read_text())
+            self.apply(crd)
+            path = (
+                f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{crd['metadata']['name']}"
+            )
+            deadline = time.monotonic() + START_TIMEOUT
+            while not any(
+                c["type"] == "Established" and c["status"] == "True"
+                for c in (self.api("GET", path).get("status") or {}).get("conditions", [])
+            ):
+                if time.monotonic() > deadline:
+                    raise ControlPlaneError(f"{path} not Established after {START_TIMEOUT:.0f} s")
+                time.sleep(0.1)  # the apiserver has no event to await for this
+
+    def pod_logs(
+        self, namespace: str, pod: str, containers: list[str], directory: Path | None = None
+    ) -> kwok_streams.PodLogFiles:
+        """Log files of the pod's containers, served by kwok for `kubectl logs` (kwok's `Logs`
+        object, named as the pod). kwok picks it up from its watch within moments; until then
+        the pod gets the cluster-wide default log."""
+        files = kwok_streams.pod_log_files(
+            directory or self.workdir / "kwok-logs", namespace, pod, containers
+        )
+        self.apply(files.resource())
+        return files
 
     def start(self) -> ControlPlane:
         self.processes["etcd"] = self._etcd()
@@ -286,6 +328,7 @@ class ControlPlane:
                 "kube-scheduler", "system:kube-scheduler", []
             )
             self.processes["kwok"] = self._kwok()
+            self._install_kwok_crds()
             for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
                 self.processes[name].start()
             self.add_node("kwok-node-0")
@@ -442,6 +485,7 @@ PLURALS = {
     "NetworkPolicy": "networkpolicies",
     "StorageClass": "storageclasses",
     "PriorityClass": "priorityclasses",
+    "Logs": "logs",
 }
 
 

@@ -38,6 +38,7 @@ from .patch import (
     merge_patch,
     strategic_merge_patch,
 )
+from .pod_streams import ExecHandler, PodStreams
 from .resources import Registry, ResourceType
 from .seed import base_namespaces
 from .selectors import parse_field_selector, parse_label_selector
@@ -122,6 +123,8 @@ class FakeApiServer:
         self.registry = Registry(disabled_groups)
         self.store = Store(self.registry, history_limit)
         self.faults = Faults(self)
+        #: ``pods/log`` and ``pods/exec`` (see pod_streams.py and the methods below).
+        self.pod_streams = PodStreams(self)
         #: (method, path with query) of recent requests, oldest first; bounded.
         self.request_log: list[tuple[str, str]] = []
         self._request_log_limit = request_log_limit
@@ -290,6 +293,52 @@ class FakeApiServer:
         """Bulk create-or-replace (fast path for 100,000 objects); returns the count."""
         return self.store.load(objs)
 
+    # -- pod logs and exec (pod_streams.py) ------------------------------------------------
+
+    def append_log(
+        self,
+        namespace: str,
+        pod: str,
+        container: str,
+        line: str,
+        *,
+        previous: bool = False,
+        timestamp: Any = None,
+    ) -> None:
+        """Append a line (or several, newline-separated) to a container's log; ``follow``
+        readers get it at once. ``previous=True`` writes the log of the container's previous
+        instance (``?previous=true``); ``timestamp`` (datetime, epoch seconds as float, or
+        epoch nanoseconds as int) defaults to now."""
+        self.pod_streams.logs.append(
+            (namespace, pod, container), line, previous=previous, timestamp=timestamp
+        )
+
+    def restart_container(self, namespace: str, pod: str, container: str) -> None:
+        """The container restarts: its log becomes the previous one, a new one starts empty,
+        and ``follow`` readers of the old one reach the end."""
+        self.pod_streams.logs.restart((namespace, pod, container))
+
+    def log_lines(
+        self, namespace: str, pod: str, container: str, previous: bool = False
+    ) -> list[str] | None:
+        """The lines logged so far (None: no previous instance)."""
+        return self.pod_streams.logs.lines((namespace, pod, container), previous)
+
+    def clear_logs(self, namespace: str, pod: str) -> None:
+        """Forget every log of a pod's containers (e.g. before re-creating it)."""
+        self.pod_streams.logs.clear(namespace, pod)
+
+    def set_exec_handler(
+        self,
+        namespace: str,
+        pod: str,
+        handler: ExecHandler | None,
+        container: str | None = None,
+    ) -> None:
+        """Run ``handler(session)`` (sync or async, returns the exit code) for exec in this pod
+        (or only in ``container``) instead of the built-in interpreter; None removes it."""
+        self.pod_streams.set_exec_handler(namespace, pod, handler, container)
+
     @property
     def resource_version(self) -> int:
         """The current global resourceVersion."""
@@ -374,6 +423,8 @@ class FakeApiServer:
         watch_path = rest[0] == "watch"
         if watch_path:
             rest = rest[1:]
+        elif PodStreams.matches(group, version, rest):
+            return await self.pod_streams.serve(request, rest[1], rest[3], rest[4])
         rt, namespace, name, sub = self._resolve(group, version, rest)
         verb = self._verb(method, name, watch_path or truthy(request.query.get("watch")))
         if verb not in rt.verbs or (sub and verb not in ("get", "update", "patch")):
