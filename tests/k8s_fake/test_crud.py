@@ -291,8 +291,8 @@ async def test_status_and_scale_subresources(
     assert {("Python", "scale"), ("Python", "status")} <= managed  # manager from User-Agent
     async with http.get("/api/v1/namespaces/shop/configmaps/web-config/scale") as resp:
         assert resp.status == 404  # not scalable
-    async with http.get("/api/v1/namespaces/shop/pods/web-7d9c6b8f5-x2k8p/log") as resp:
-        assert resp.status == 404
+    async with http.get("/api/v1/namespaces/shop/pods/web-7d9c6b8f5-x2k8p/attach") as resp:
+        assert resp.status == 404  # listed in discovery, not served (pods/log is: test_logs_exec)
     async with http.delete(f"{base}/status") as resp:
         assert resp.status == 405
 
