@@ -314,3 +314,42 @@ async def test_jetstream_stream_created_with_requested_settings(
     assert info.config.max_age == 3600.0
     assert info.config.subjects == [wire.SUBJECT_CORE]
     assert info.config.duplicate_window == 120.0
+
+
+class _EchoLessConnection:
+    """Stands in for ``sink.nc``: connected, keeps what is published, echoes nothing."""
+
+    is_connected = True
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, bytes]] = []
+
+    async def publish(self, subject: str, data: bytes) -> None:
+        self.published.append((subject, data))
+
+
+async def test_confirmer_ends_when_cancelled_as_its_marker_comes_back() -> None:
+    """``close()`` cancels the confirmer and waits for it. The final flush's round trip often
+    brings the confirmer's marker back in the same read, so the cancel lands just as that echo
+    completes its wait: the confirmer must end all the same. (``asyncio.wait_for`` before Python
+    3.12 returns the result then and drops the cancel: the loop went back to sleep and SIGTERM
+    left ``meshsync run`` hanging in ``close()``.)"""
+    sink = NatsSink(nats_options("127.0.0.1:1"))
+    connection = _EchoLessConnection()
+    sink.nc = connection  # type: ignore[assignment]
+    sink._marker_subject = "_INBOX.test"
+    confirmer = asyncio.create_task(sink._confirm_loop())
+    sink._segment.append(make_event("a"))
+    sink._confirm_wake.set()
+    await wait_until(lambda: bool(sink._markers), what="the confirmer's marker")
+    subject, token = connection.published[-1]
+    assert subject == "_INBOX.test"
+
+    class Echo:
+        data = token
+
+    await sink._on_marker(Echo())  # type: ignore[arg-type]
+    confirmer.cancel()  # close(), in the same step of the loop as the echo
+    done, _ = await asyncio.wait([confirmer], timeout=2.0)
+    assert confirmer in done, "the confirmer ignored its cancellation: close() would hang"
+    assert confirmer.cancelled()

@@ -673,7 +673,12 @@ class NatsSink(Sink):
         self._markers[token] = future
         try:
             await self.nc.publish(self._marker_subject, str(token).encode())
-            await asyncio.wait_for(future, max(self.ack_timeout, 1.0))
+            # Not asyncio.wait_for: before Python 3.12 it drops a cancellation that arrives
+            # with the echo (CPython gh-86296), and close() then waits forever for the
+            # confirmer it has just cancelled.
+            await asyncio.wait([future], timeout=max(self.ack_timeout, 1.0))
+            if not future.done():
+                raise asyncio.TimeoutError
         finally:
             self._markers.pop(token, None)
 
