@@ -87,38 +87,33 @@ def exec_request(
     return {k: v for k, v in entry.items() if v}
 
 
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    """Mark a read's failure as seen (the connection closed under it: nothing to report)."""
-    if not future.cancelled():
-        future.exception()
-
-
 class Inbox:
     """The messages of one subscription, decoded, in the order the server sent them.
 
-    A plain (callback-less) subscription: what the server sent is queued in nats-py as it is
-    read off the socket, so once a message of another Inbox has been taken, everything this
-    one was sent before it is already here (``empty()`` is then exact). ``next()`` is a future
-    that stays the same until its message is taken: waiting on it with a timeout, or beside
-    another Inbox's, loses nothing.
+    The subscription's callback queues each message at once (it never waits), so across the
+    Inboxes of one connection messages are queued in the order they came off the socket: once
+    a message of another Inbox has been taken, everything this one was sent before it is
+    already here (``empty()`` is then exact). ``next()`` is a future that stays the same until
+    its message is taken: waiting on it with a timeout, or beside another Inbox's, loses
+    nothing (a cancelled ``queue.get()`` can lose its item before Python 3.12).
     """
 
-    def __init__(self, subscription: Any) -> None:
-        self.subscription = subscription
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.subscription: Any = None
         self._next: asyncio.Future[dict[str, Any]] | None = None
+
+    async def on_message(self, msg: Any) -> None:
+        try:
+            data = orjson.loads(msg.data)
+        except orjson.JSONDecodeError:
+            data = {"ObjectType": "undecodable", "Object": msg.data.decode(errors="replace")}
+        self.queue.put_nowait(data)
 
     def next(self) -> asyncio.Future[dict[str, Any]]:
         if self._next is None:
-            self._next = asyncio.ensure_future(self._read())
-            self._next.add_done_callback(_retrieved)
+            self._next = asyncio.ensure_future(self.queue.get())
         return self._next
-
-    async def _read(self) -> dict[str, Any]:
-        msg = await self.subscription.next_msg(timeout=None)
-        try:
-            return orjson.loads(msg.data)
-        except orjson.JSONDecodeError:
-            return {"ObjectType": "undecodable", "Object": msg.data.decode(errors="replace")}
 
     def take(self) -> dict[str, Any]:
         """The message ``next()`` has received (call when it is done)."""
@@ -134,7 +129,7 @@ class Inbox:
         """Nothing received and not taken."""
         if self._next is not None and self._next.done():
             return False
-        return self.subscription.pending_msgs == 0
+        return self.queue.empty()
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._iterate()
@@ -146,8 +141,9 @@ class Inbox:
     async def close(self) -> None:
         if self._next is not None:
             self._next.cancel()
-        with contextlib.suppress(Exception):
-            await self.subscription.unsubscribe()
+        if self.subscription is not None:
+            with contextlib.suppress(Exception):
+                await self.subscription.unsubscribe()
 
 
 class ExecClient:
@@ -221,7 +217,8 @@ class MesheryClient:
 
     async def subscribe(self, subject: str) -> Inbox:
         assert self.nc is not None
-        inbox = Inbox(await self.nc.subscribe(subject))
+        inbox = Inbox()
+        inbox.subscription = await self.nc.subscribe(subject, cb=inbox.on_message)
         await self.nc.flush()  # in force at the server before anything is asked
         return inbox
 
