@@ -375,7 +375,7 @@ async def test_forbidden_gives_an_error_and_one_warning(
 
 
 async def test_max_sessions_and_a_request_flood_disturb_nothing_else(
-    nats_server: NatsServer,
+    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     streams = FakeStreams()
     for i in range(60):
@@ -395,6 +395,15 @@ async def test_max_sessions_and_a_request_flood_disturb_nothing_else(
         refused = [(await logs.get())["Object"] for _ in range(55)]
         assert all("too many sessions open (5, --max-sessions)" in o["data"] for o in refused)
         assert len(env.open_sessions) == 5
+        # one warning for the flood, not 55; the malformed request its own one
+        assert len(log_lines(caplog, logging.WARNING, "too many sessions open")) == 1
+        # at the limit, a duplicate of a running session is still just ignored
+        running_pod = env.open_sessions[0].split(".")[2]
+        active = await env.client.sessions_inbox()
+        await env.client.request_logs(log_request("dup", "shop", running_pod, "main", follow=True))
+        await env.client.request_active()
+        await next_of(active, "active-exec")
+        assert logs.empty()
         # the change stream still flows
         await env.source.apply(pod("during-the-flood"))
         await core.wait_for(

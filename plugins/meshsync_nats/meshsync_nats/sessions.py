@@ -616,13 +616,15 @@ class SessionManager:
             self._warned.add(key)
             self.log.warning("%s", text)
 
-    def _warn_limited(self, text: str) -> None:
-        """At most one warning per distinct text a minute (a flood of bad requests)."""
+    def _warn_limited(self, text: str, key: str | None = None) -> None:
+        """At most one warning a minute per ``key`` (the text itself by default), so that a
+        flood of bad requests is one line, not thousands; repeats go to debug."""
+        key = key or text
         now = time.monotonic()
-        if now - self._last_warned.get(text, -1e9) >= 60.0:
+        if now - self._last_warned.get(key, -1e9) >= 60.0:
             if len(self._last_warned) > 1000:
                 self._last_warned.clear()
-            self._last_warned[text] = now
+            self._last_warned[key] = now
             self.log.warning("%s", text)
         else:
             self.log.debug("%s", text)
@@ -671,7 +673,7 @@ class SessionManager:
         for entry in entries:
             if isinstance(entry, tuple):
                 _key, raw, problem = entry
-                self._warn_limited(f"ignoring log-stream entry: {problem}")
+                self._warn_limited(f"ignoring log-stream entry: {problem}", "logs-malformed")
                 await self._log_refusal(raw, f"malformed log-stream request: {problem}")
                 continue
             await self._log_request(entry)
@@ -704,19 +706,20 @@ class SessionManager:
             )
             await self._log_refusal(request, f"pod logs are not served by this MeshSync ({why})")
             return
-        problem = self._common_problem(request.namespace, request.name, "log-stream")
+        if session_id in self.sessions:
+            self.log.debug("log-stream %s already runs: duplicate request ignored", session_id)
+            return
+        problem, key = self._common_problem(request.namespace, request.name, "log-stream")
         if (
             problem is None
             and self.policy.logs_namespaces
             and (request.namespace not in self.policy.logs_namespaces)
         ):
             problem = f"logs of pods in namespace {request.namespace!r} are not served here"
+            key = "logs-namespace"
         if problem is not None:
-            self._warn_limited(f"refusing log-stream {session_id}: {problem}")
+            self._warn_limited(f"refusing log-stream {session_id}: {problem}", key)
             await self._log_refusal(request, problem)
-            return
-        if session_id in self.sessions:
-            self.log.debug("log-stream %s already runs: duplicate request ignored", session_id)
             return
         streams = await self._streams_or_refuse(request, "log")
         if streams is None:
@@ -725,20 +728,23 @@ class SessionManager:
         session = Session("logs", session_id, target, request.id)
         self._start(session, self._run_logs(session, streams, request))
 
-    def _common_problem(self, namespace: str, name: str, entity: str) -> str | None:
+    def _common_problem(
+        self, namespace: str, name: str, entity: str
+    ) -> tuple[str | None, str | None]:
+        """Why a request cannot start a session, and the key its warnings are limited by."""
         if not namespace or not name:
             missing = " and ".join(
                 n for n, v in (("namespace", namespace), ("name", name)) if not v
             )
-            return f"{entity} request lacks {missing}"
+            return f"{entity} request lacks {missing}", f"{entity}-incomplete"
         if self._closing:
-            return "MeshSync is shutting down"
+            return "MeshSync is shutting down", "closing"
         if len(self.sessions) >= self.policy.max_sessions:
             return (
                 f"too many sessions open ({self.policy.max_sessions}, --max-sessions): "
                 "try again when one has ended"
-            )
-        return None
+            ), "max-sessions"
+        return None, None
 
     async def _streams_or_refuse(
         self, request: LogRequest | ExecRequest, what: str
@@ -800,7 +806,7 @@ class SessionManager:
         for entry in entries:
             if isinstance(entry, tuple):
                 key, raw, problem = entry
-                self._warn_limited(f"ignoring exec-request entry: {problem}")
+                self._warn_limited(f"ignoring exec-request entry: {problem}", "exec-malformed")
                 try:
                     partial = ExecRequest(
                         key, **{k: raw[k] for k in _STRINGS if isinstance(raw.get(k), str)}
@@ -841,19 +847,20 @@ class SessionManager:
             self._count("sessions_refused_total")
             self._warn_limited(f"ignoring {bad_subject} (nowhere to answer)")
             return
-        problem = self._common_problem(request.namespace, request.name, "exec-request")
+        if session_id in self.sessions:
+            self.log.debug("exec session %s already runs: duplicate request ignored", session_id)
+            return
+        problem, key = self._common_problem(request.namespace, request.name, "exec-request")
         if (
             problem is None
             and self.policy.exec_namespaces
             and (request.namespace not in self.policy.exec_namespaces)
         ):
             problem = f"shells in namespace {request.namespace!r} are not allowed here"
+            key = "exec-namespace"
         if problem is not None:
-            self._warn_limited(f"refusing exec {session_id}: {problem}")
+            self._warn_limited(f"refusing exec {session_id}: {problem}", key)
             await self._exec_refusal(request, problem)
-            return
-        if session_id in self.sessions:
-            self.log.debug("exec session %s already runs: duplicate request ignored", session_id)
             return
         streams = await self._streams_or_refuse(request, "shell")
         if streams is None:
@@ -985,8 +992,8 @@ class SessionManager:
                 f"(Helm value {value}=true, or the optional rule in deploy/kubernetes) "
                 "(this warning is shown once)",
             )
-        else:
-            self._warn_limited(f"{what} session failed: {exc}")
+        else:  # one line a minute per kind of failure, however many requests fail so
+            self._warn_limited(f"{what} session failed: {exc}", f"{what}-{exc.kind}")
 
     # -- lifecycle ---------------------------------------------------------------------------
 
