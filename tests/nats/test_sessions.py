@@ -572,3 +572,24 @@ def test_request_message_is_what_meshery_publishes() -> None:
         "Object": None,
     }
     assert asyncio.iscoroutinefunction(MesheryClient.open_exec)
+
+
+async def test_a_stop_taken_by_another_replica_ends_the_session(nats_server: NatsServer) -> None:
+    """Replicas share the request subject (a queue group): a stop may reach a replica that
+    does not run the session, which relays it to the one that does."""
+    streams = shop()
+    async with interactive(nats_server, streams, **ALLOW) as env:
+        other_source = StreamingSource(streams, [])
+        other = NatsSink(nats_options(nats_server.url, **ALLOW))
+        async with Running(Engine([other_source], [other])):
+            await other_source.started()
+            await wait_until(lambda: other._live, 10, "second replica connected")
+            request = log_request("r", "shop", "web-0", "web", follow=True)
+            await env.client.request_logs(request)
+            sinks = (env.sink, other)
+            await wait_until(lambda: any(k.sessions.sessions for k in sinks), 5)  # type: ignore[union-attr]
+            holder, elsewhere = sinks if env.sink.sessions.sessions else sinks[::-1]  # type: ignore[union-attr]
+            assert elsewhere.sessions is not None and holder.sessions is not None
+            await elsewhere.sessions.handle("log-stream", {"operator": {**request, "stop": True}})
+            await wait_until(lambda: not holder.sessions.sessions, 5, "the session stopped")  # type: ignore[union-attr]
+            assert streams.open_logs == 0

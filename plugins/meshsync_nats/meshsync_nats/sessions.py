@@ -68,6 +68,8 @@ ENTITIES = frozenset({LOG_STREAM, EXEC_REQUEST, ACTIVE_EXEC})
 
 SUBJECT_LOGS = "meshery.meshsync.logs"
 SUBJECT_ACTIVE = "active_sessions.exec"
+#: Replicas tell each other of ``stop`` requests for sessions they do not run (ours only).
+SUBJECT_STOP_RELAY = "meshsync.sessions.stop"
 #: Go reads a log 2,000 bytes at a time and an exec's output 1 KiB at a time.
 LOG_CHUNK = 2000
 EXEC_CHUNK = 1024
@@ -599,6 +601,8 @@ class SessionManager:
         self._warned: set[str] = set()
         self._last_warned: dict[str, float] = {}
         self._closing = False
+        self._relay_subscribed = False
+        self._relay_lock = asyncio.Lock()
         self.refused = 0
         if metrics is not None:
             metrics.describe("sessions_open", "Log and exec sessions open now.")
@@ -645,12 +649,41 @@ class SessionManager:
 
     async def handle(self, entity: str, payload: Any) -> None:
         """One request of the three entities (the sink's request handler calls this)."""
+        await self._ensure_relay()
         if entity == LOG_STREAM:
             await self.handle_logs(payload)
         elif entity == EXEC_REQUEST:
             await self.handle_exec(payload)
         elif entity == ACTIVE_EXEC:
             await self.publish_active()
+
+    async def _stop(self, session_id: str) -> None:
+        """End a session on ``stop``. Several replicas share the request subject (a queue
+        group), so the stop may reach one that does not run the session: it tells the others."""
+        session = self.sessions.get(session_id)
+        if session is not None:
+            session.end("stopped by request")
+        else:
+            await self._send(SUBJECT_STOP_RELAY, session_id.encode())
+
+    async def _ensure_relay(self) -> None:
+        """Listen for stops relayed by other replicas (before this one runs any session)."""
+        if self._relay_subscribed:
+            return
+        async with self._relay_lock:
+            if self._relay_subscribed:
+                return
+            try:
+                await self.subscribe(SUBJECT_STOP_RELAY, self._on_relayed_stop)
+            except Exception as exc:  # not connected right now: next request tries again
+                self.log.debug("cannot subscribe to %s: %s", SUBJECT_STOP_RELAY, exc)
+                return
+            self._relay_subscribed = True
+
+    async def _on_relayed_stop(self, data: bytes) -> None:
+        session = self.sessions.get(data.decode(errors="replace"))
+        if session is not None:
+            session.end("stopped by request (through another replica)")
 
     def _allowed(self, setting: str) -> tuple[bool, str]:
         if setting == OFF:
@@ -693,9 +726,7 @@ class SessionManager:
     async def _log_request(self, request: LogRequest) -> None:
         session_id = request.session_id
         if request.stop:
-            session = self.sessions.get(session_id)
-            if session is not None:
-                session.end("stopped by request")
+            await self._stop(session_id)
             return
         allowed, why = self._allowed(self.policy.logs)
         if not allowed:
@@ -827,9 +858,7 @@ class SessionManager:
     async def _exec_request(self, request: ExecRequest) -> None:
         session_id = request.session_id
         if request.stop:
-            session = self.sessions.get(session_id)
-            if session is not None:
-                session.end("stopped by request")
+            await self._stop(session_id)
             return
         allowed, why = self._allowed(self.policy.exec)
         if not allowed:
