@@ -4,7 +4,9 @@ It starts the fake API server (:mod:`meshsync_k8s.fake_apiserver`) seeded with a
 cluster, writes a kubeconfig for it, and runs exactly what ``meshsync run --source k8s`` runs —
 every ``run`` option works (``meshsync demo --output file --once`` writes a snapshot). Meanwhile a
 background thread scales the demo Deployment's Pods up and down and edits a ConfigMap, so live
-ADDED / MODIFIED / DELETED events show up within seconds.
+ADDED / MODIFIED / DELETED events show up within seconds, and its pods write access-log lines:
+with ``--output nats``, ``meshsync request logs`` (or Meshery) follows them, and ``meshsync
+request exec`` opens a shell in the fake server's built-in interpreter.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class ClusterChurn:
         self._extra_pods: list[dict[str, Any]] = []
         self._pod_numbers = itertools.count(1)
         self._edits = itertools.count(1)
+        self._requests = itertools.count(1)
 
     def start(self) -> None:
         self._thread.start()
@@ -51,8 +54,14 @@ class ClusterChurn:
         while not self._stop.wait(self.interval):
             try:
                 next(steps)()
+                self.serve_requests()
             except Exception as exc:  # the demo must go on; the change is simply skipped
                 click.echo(f"demo: a cluster change failed: {exc}", err=True)
+
+    def serve_requests(self) -> None:
+        """Every running demo pod logs a request (``meshsync request logs`` shows them)."""
+        for pod in self.server.objects("pods"):
+            log_request(self.server, pod, next(self._requests))
 
     def _template_pod(self) -> dict[str, Any] | None:
         pods = [p for p in self.server.objects("pods") if p["metadata"].get("ownerReferences")]
@@ -67,7 +76,9 @@ class ClusterChurn:
         meta["name"] = f"{meta.get('generateName', 'pod-')}demo{next(self._pod_numbers)}"
         for key in ("uid", "resourceVersion", "creationTimestamp", "managedFields"):
             meta.pop(key, None)
-        self._extra_pods.append(self.server.create(pod))
+        created = self.server.create(pod)
+        self._extra_pods.append(created)
+        seed_logs(self.server, [created])
 
     def scale_down(self) -> None:
         if self._extra_pods:
@@ -81,6 +92,33 @@ class ClusterChurn:
             config = configs[0]
             config.setdefault("data", {})["demo-edits"] = str(next(self._edits))
             self.server.update(config)
+
+
+_PATHS = ("/", "/products", "/products/42", "/cart", "/healthz")
+
+
+def log_request(server: FakeApiServer, pod: dict[str, Any], number: int) -> None:
+    """One access-log line in each container of ``pod``."""
+    meta = pod["metadata"]
+    path = _PATHS[number % len(_PATHS)]
+    for container in pod.get("spec", {}).get("containers") or []:
+        server.append_log(
+            meta.get("namespace", ""),
+            meta["name"],
+            container["name"],
+            f'10.244.0.{number % 250 + 2} - - "GET {path} HTTP/1.1" 200 {512 + number % 97}',
+        )
+
+
+def seed_logs(server: FakeApiServer, pods: list[dict[str, Any]]) -> None:
+    """A start-up log for every pod's containers, and a log of the previous instance."""
+    for pod in pods:
+        meta = pod["metadata"]
+        for container in pod.get("spec", {}).get("containers") or []:
+            key = (meta.get("namespace", ""), meta["name"], container["name"])
+            server.append_log(*key, "starting (previous instance)", previous=True)
+            server.append_log(*key, "listening on :8080")
+            server.append_log(*key, "ready")
 
 
 #: ``run`` options that mean nothing here: the demo brings its own cluster.
@@ -111,6 +149,10 @@ def build_demo_command(run: click.Command) -> click.Command:
             param.default = ("k8s",)
         elif param.name == "health_port":
             param.default = 0
+        elif param.name in ("pod_logs", "pod_exec"):
+            # The demo's pods are fake: their logs are made up and exec runs the fake API
+            # server's small built-in interpreter, never a real shell.
+            param.default = "on"
         elif param.name == "log_level" and isinstance(param, click.Option):
             param.help = (
                 "Log level (default: warning with only the console output, whose lines are "
@@ -138,11 +180,13 @@ def build_demo_command(run: click.Command) -> click.Command:
                     f"--{name} does not apply to meshsync demo, which runs against its own fake "
                     "cluster; use meshsync run for a real one"
                 )
-        only_console = (as_list(values.get("output")) or ["console"]) in (["console"], ["stdout"])
+        outputs = as_list(values.get("output")) or ["console"]
+        only_console = outputs in (["console"], ["stdout"])
         if only_console and values.get("log_level") is None and effective_level(None) != "debug":
             values["log_level"] = "warning"  # info lines would land in the middle of its lines
         with FakeApiServer.in_thread() as server, tempfile.TemporaryDirectory() as tmp:
             server.load(demo_cluster())
+            seed_logs(server, server.objects("pods"))
             kubeconfig = server.write_kubeconfig(Path(tmp) / "kubeconfig", context="demo")
             values["kubeconfig"] = str(kubeconfig)
             values["context"] = None
@@ -151,6 +195,16 @@ def build_demo_command(run: click.Command) -> click.Command:
                 f"demo: fake cluster at {server.url}, {changes} (kubeconfig {kubeconfig})",
                 err=True,
             )
+            if "nats" in outputs or "broker" in outputs:
+                pods = sorted(
+                    f"{p['metadata']['namespace']}/{p['metadata']['name']}"
+                    for p in server.objects("pods")
+                )
+                click.echo(
+                    f"demo: logs and a (fake) shell on request, e.g. meshsync request logs "
+                    f"{pods[0]} --follow --broker-url <url>",
+                    err=True,
+                )
             churn = ClusterChurn(server, churn_interval)
             if churn_interval > 0:
                 churn.start()
