@@ -241,6 +241,7 @@ async def test_a_change_lost_mid_batch_is_resent_before_the_same_objects_next_ch
 
     class Connected:
         is_connected = True
+        max_payload = 1024 * 1024
 
     sink.nc = Connected()  # type: ignore[assignment]
     resend = await sink._publish_jetstream([a1, b1, a2, c1])

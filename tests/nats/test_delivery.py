@@ -274,27 +274,6 @@ async def test_bad_stream_retention_is_a_config_error(nats_server: NatsServer) -
     assert info.value.exit_code == 2
 
 
-async def test_object_larger_than_max_payload_is_skipped_loudly(
-    nats_server: NatsServer, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger="meshsync")
-    subscriber = Subscriber()
-    await subscriber.connect(nats_server.url)
-    source = ModelSource()
-    sink = NatsSink(nats_options(nats_server.url))
-    async with Running(Engine([source], [sink])):
-        await source.started()
-        await wait_connected(sink)
-        await source.apply(pod("huge", data={"blob": "x" * 2_000_000}))
-        await source.apply(pod("after"))
-        await subscriber.wait_for(lambda: "uid-default-after" in subscriber.view)
-    await subscriber.close()
-    assert "uid-default-huge" not in subscriber.view
-    errors = log_lines(caplog, logging.ERROR, "cannot publish pods default/huge")
-    assert len(errors) == 1
-    assert sink.stats["unsendable"] == 1
-
-
 async def test_jetstream_stream_created_with_requested_settings(
     jetstream_server: NatsServer,
 ) -> None:

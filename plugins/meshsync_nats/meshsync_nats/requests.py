@@ -74,8 +74,14 @@ class RequestHandler:
         version: str,
         meshery_ids: bool = False,
         sessions: Any = None,
+        oversize: Any = None,
+        max_payload: Callable[[], int] | None = None,
     ) -> None:
         self.log = log
+        #: :class:`~meshsync_nats.oversize.Oversize` and the server's limit: answers made to
+        #: fit it (None: sent as they are).
+        self.oversize = oversize
+        self.max_payload = max_payload
         #: A :class:`~meshsync_nats.sessions.SessionManager` (None: those entities unsupported).
         self.sessions = sessions
         self.publish = publish
@@ -130,17 +136,17 @@ class RequestHandler:
         """Every current object, re-shaped, at most five per message, streamed (never all
         held in memory): the objects come from the sources' fresh lists via the transforms."""
         started = time.monotonic()
-        batch: list[dict[str, Any]] = []
+        batch: list[tuple[Event, wire.MesheryObject]] = []
         sent = 0
         meshery_ids = self.meshery_ids
         async for event in self.current_state():
-            batch.append(wire.event_to_meshery(event, meshery_ids=meshery_ids))
+            batch.append((event, wire.event_to_meshery(event, meshery_ids=meshery_ids)))
             if len(batch) == STORE_BATCH:
-                await self.publish(reply, wire.object_batch(batch))
+                await self._publish_store(reply, batch)
                 sent += len(batch)
                 batch = []
         if batch:
-            await self.publish(reply, wire.object_batch(batch))
+            await self._publish_store(reply, batch)
             sent += len(batch)
         self.log.info(
             "answered informer-store on %s: %d object(s) in %.2fs",
@@ -148,3 +154,11 @@ class RequestHandler:
             sent,
             time.monotonic() - started,
         )
+
+    async def _publish_store(self, reply: str, batch: list[tuple[Event, Any]]) -> None:
+        """One answer message, or several when it would be over the server's max_payload."""
+        if self.oversize is None or self.max_payload is None:
+            await self.publish(reply, wire.object_batch([obj for _, obj in batch]))
+            return
+        for message in self.oversize.store_messages(batch, self.max_payload()):
+            await self.publish(reply, message)

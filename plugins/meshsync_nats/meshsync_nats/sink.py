@@ -40,6 +40,7 @@ from meshsync_core import ConfigError, Event, MeshSyncError, Options, Sink, Sink
 from meshsync_core import __version__ as core_version
 from meshsync_nats import wire
 from meshsync_nats.connection import ConnectionSettings, mask_url
+from meshsync_nats.oversize import Oversize, headers_size
 from meshsync_nats.pending import PendingBuffer, object_key, to_resend
 from meshsync_nats.requests import QUEUE_GROUP, SUBJECT_REQUEST, RequestHandler
 from meshsync_nats.sessions import SessionManager, SessionPolicy, nats_authenticated
@@ -102,6 +103,8 @@ class NatsSink(Sink):
         if not 1 <= self.replicas <= 5:
             raise ConfigError(f"--nats-stream-replicas must be 1 to 5, not {self.replicas}")
         self.nc = NATS()
+        self.oversize = Oversize(self.log, self.metrics, meshery_ids=self.meshery_ids)
+        self._stream_max_msg = -1  # the stream's max_msg_size, when it has one
         self.stats: Counter[str] = Counter()
         self.metrics.describe(
             "published_total", "Changes handed to NATS (acked in JetStream mode)."
@@ -161,6 +164,8 @@ class NatsSink(Sink):
             version=core_version,
             meshery_ids=self.meshery_ids,
             sessions=self.sessions,
+            oversize=self.oversize,
+            max_payload=lambda: self.nc.max_payload,
         )
         self.log.info(
             "connecting to NATS at %s%s", self.settings.display, " (JetStream)" * self.jetstream
@@ -222,6 +227,12 @@ class NatsSink(Sink):
             self.pending.coalesced,
             self.pending.dropped,
         )
+        if self.stats["unsendable"]:
+            self.log.warning(
+                "%d change(s) were never delivered: too large for NATS even without their "
+                "largest fields, or not encodable (see the errors above)",
+                self.stats["unsendable"],
+            )
         if undelivered:
             # The run could not do its job (a --once run publishing nothing): it fails, saying why.
             raise NatsDeliveryError(self._undelivered_reason(undelivered))
@@ -295,6 +306,7 @@ class NatsSink(Sink):
         jsm = self.nc.jsm()
         try:
             info = await jsm.stream_info(self.stream)
+            self._stream_max_msg = info.config.max_msg_size or -1
             self._stream_ok = True
         except nats.js.errors.NotFoundError:
             try:
@@ -318,6 +330,7 @@ class NatsSink(Sink):
                     level=logging.ERROR,
                 )
                 return
+            self._stream_max_msg = -1
             self._stream_ok = True
             self.log.info(
                 "created JetStream stream %s (%s retention, %d replica(s)) for %s",
@@ -549,6 +562,8 @@ class NatsSink(Sink):
                 return list(events[index:])
             try:
                 payload = envelope(event, meshery_ids=meshery_ids)
+                if len(payload) > nc.max_payload:
+                    payload = self._fit(event, payload, None)
                 await publish(wire.SUBJECT_CORE, payload)
             except _SEND_ERRORS:
                 self._count("published", sent)
@@ -568,10 +583,32 @@ class NatsSink(Sink):
         self._confirm_wake.set()
         return []
 
+    def _fit(self, event: Event, payload: bytes, headers: dict[str, str] | None) -> bytes:
+        """The payload, or one without the object's largest fields when it is over what the
+        server (and the stream) accepts; :class:`~meshsync_nats.oversize.TooLarge` if even
+        that is too big (see ``meshsync_nats.oversize``)."""
+        limit, what = self.nc.max_payload, "the server's max_payload"
+        if self.jetstream and 0 < self._stream_max_msg < limit:
+            limit, what = self._stream_max_msg, f"max_msg_size of stream {self.stream}"
+        if headers:
+            limit -= headers_size(headers)
+            what += " less the headers"
+        if len(payload) <= limit:
+            return payload
+        return self.oversize.fit(event, len(payload), limit, what)
+
     def _unsendable(self, event: Event, exc: Exception) -> None:
-        """An event that can never be sent (too big for the server, not encodable)."""
-        self._count("unsendable", 1)
-        self.log.error("cannot publish %s to NATS: %s; skipped", event.describe(), exc)
+        """An event that can never be sent (too big even truncated, not encodable): counted
+        per resource as not delivered, one error line per object and minute."""
+        self.stats["unsendable"] += 1
+        self.metrics.inc("unsendable_total", resource=event.resource.key)
+        self._warn_limited(
+            "cannot publish %s to NATS: %s",
+            event.describe(),
+            exc,
+            key=f"unsendable:{event.uid or event.describe()}",
+            level=logging.ERROR,
+        )
 
     async def _publish_jetstream(self, events: Sequence[Event]) -> list[Event]:
         if self._js is None:  # one context: it owns the reply subscription for the acks
@@ -593,12 +630,10 @@ class NatsSink(Sink):
                 rest = list(events[index:])
                 break
             try:
-                payload = envelope(event, meshery_ids=self.meshery_ids)
+                headers = {"Nats-Msg-Id": msg_id(event)}
+                payload = self._fit(event, envelope(event, meshery_ids=self.meshery_ids), headers)
                 future = await js.publish_async(
-                    wire.SUBJECT_CORE,
-                    payload,
-                    wait_stall=self.ack_timeout,
-                    headers={"Nats-Msg-Id": msg_id(event)},
+                    wire.SUBJECT_CORE, payload, wait_stall=self.ack_timeout, headers=headers
                 )
             except (*_SEND_ERRORS, nats.js.errors.TooManyStalledMsgsError):
                 rest = list(events[index:])

@@ -403,6 +403,11 @@ def event_envelope(event: Event, *, meshery_ids: bool = False) -> bytes:
     return _message(event.type.value, event_to_meshery(event, meshery_ids=meshery_ids))
 
 
+def object_message(event_type: str, obj: MesheryObject) -> bytes:
+    """The message of an object already re-shaped (and perhaps made smaller to fit)."""
+    return _message(event_type, obj)
+
+
 def _message(event_type: str, obj: MesheryObject) -> bytes:
     if event_type == "DELETED":
         obj.component_metadata = None  # as Go: a deleted Service offers no connection
