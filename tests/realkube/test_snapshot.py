@@ -191,20 +191,33 @@ def workloads(ns: str) -> list[dict[str, Any]]:
 
 def controllers_done(plane: ControlPlane, ns: str) -> bool:
     """Every controller has made its objects (so that the snapshot has them to leave out)."""
-    pods = plane.api("GET", f"/api/v1/namespaces/{ns}/pods")["items"]
-    running = [p for p in pods if p.get("status", {}).get("phase") == "Running"]
+    apps = f"/apis/apps/v1/namespaces/{ns}"
+    status = {
+        name: plane.api("GET", path).get("status") or {}
+        for name, path in (
+            ("web", f"{apps}/deployments/web"),
+            ("db", f"{apps}/statefulsets/db"),
+            ("agent", f"{apps}/daemonsets/agent"),
+            ("legacy", f"/api/v1/namespaces/{ns}/replicationcontrollers/legacy"),
+            ("solo", f"/api/v1/namespaces/{ns}/pods/solo"),
+        )
+    }
+    agent = status["agent"]
     slices = plane.api("GET", f"/apis/discovery.k8s.io/v1/namespaces/{ns}/endpointslices")
-    endpoints = plane.request("GET", f"/api/v1/namespaces/{ns}/endpoints/web")
     token = plane.api("GET", f"/api/v1/namespaces/{ns}/secrets/robot-token")
-    root_ca = plane.request("GET", f"/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt")
-    # web x2, db-0, agent (one node), legacy, solo
     return (
-        len(running) == 6
+        status["web"].get("readyReplicas") == 2
+        and status["db"].get("readyReplicas") == 1
+        and status["legacy"].get("readyReplicas") == 1
+        # one Pod per kwok node
+        and agent.get("desiredNumberScheduled", 0) >= 1
+        and agent.get("numberReady") == agent.get("desiredNumberScheduled")
+        and status["solo"].get("phase") == "Running"
         and {s["metadata"]["labels"].get("kubernetes.io/service-name") for s in slices["items"]}
         >= {"web", "db", "external"}
-        and endpoints[0] == 200
+        and plane.request("GET", f"/api/v1/namespaces/{ns}/endpoints/web")[0] == 200
         and "token" in (token.get("data") or {})
-        and root_ca[0] == 200
+        and plane.request("GET", f"/api/v1/namespaces/{ns}/configmaps/kube-root-ca.crt")[0] == 200
     )
 
 
