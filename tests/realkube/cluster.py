@@ -291,7 +291,7 @@ class ControlPlane:
             deadline = time.monotonic() + START_TIMEOUT
             while not any(
                 c["type"] == "Established" and c["status"] == "True"
-                for c in (self.api("GET", path).get("status") or {}).get("conditions", [])
+                for c in (self.api("GET", path).get("status") or {}).get("conditions") or []
             ):
                 if time.monotonic() > deadline:
                     raise ControlPlaneError(f"{path} not Established after {START_TIMEOUT:.0f} s")
