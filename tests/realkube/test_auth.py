@@ -30,6 +30,7 @@ from meshsync_core.testing import CaptureSink
 from tests.k8s.conftest import FAST, Running, fold, start_source, wait_until
 from tests.realkube.cluster import ControlPlane, Credentials
 from tests.realkube.fixtures import eventually
+from tests.realkube.objects import crd
 from tests.realkube.rbac import (
     Installed,
     Shipped,
@@ -55,32 +56,6 @@ SYNC_TIMEOUT = 60.0
 CYCLING = replace(FAST, watch_timeout=1.0, inactivity_timeout=5.0)
 
 
-def crd(group: str, plural: str, kind: str, version: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": plural, "singular": kind.lower(), "kind": kind},
-            "versions": [
-                {
-                    "name": version,
-                    "served": True,
-                    "storage": True,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-            ],
-        },
-    }
-
-
 def _absent(plane: ControlPlane, path: str) -> bool:
     return plane.request("GET", path)[0] == 404
 
@@ -97,8 +72,8 @@ def custom_resources(real_cluster: ControlPlane) -> Iterator[None]:
             plane.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
             created.append(path)
     for definition in (
-        crd("meshery.io", "meshsyncs", "MeshSync", "v1alpha1"),
-        crd(GADGETS_GROUP, "gadgets", "Gadget", "v1"),
+        crd("meshery.io", "meshsyncs", "MeshSync", [("v1alpha1", True, True)]),
+        crd(GADGETS_GROUP, "gadgets", "Gadget", [("v1", True, True)]),
     ):
         path = f"{CRDS}/{definition['metadata']['name']}"
         if _absent(plane, path):

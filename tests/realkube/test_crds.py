@@ -25,6 +25,7 @@ from meshsync_core import ConfigError, Event, EventType, Options
 from tests.k8s.conftest import FAST, Running, fold, start_source, wait_until
 from tests.realkube.cluster import ControlPlane
 from tests.realkube.fixtures import eventually
+from tests.realkube.objects import crd
 from tests.realkube.test_source import DEFAULT_SET
 
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
@@ -33,30 +34,7 @@ TUNING = replace(FAST, slow_retry=60.0, inactivity_timeout=90.0)
 SYNC_TIMEOUT = 60.0
 #: How long a change may take to come through (well under TUNING.slow_retry).
 FLOW_TIMEOUT = 20.0
-SCHEMA = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
-
-
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def crd(
-    group: str, plural: str, kind: str, versions: list[tuple[str, bool, bool]]
-) -> dict[str, Any]:
-    """A CRD; ``versions`` as (name, served, storage), in the order the CRD lists them."""
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{plural}.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {"plural": plural, "singular": kind.lower(), "kind": kind},
-            "versions": [
-                {"name": name, "served": served, "storage": storage, "schema": SCHEMA}
-                for name, served, storage in versions
-            ],
-        },
-    }
 
 
 def condition(obj: dict[str, Any], kind: str) -> str | None:

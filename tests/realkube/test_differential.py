@@ -16,6 +16,7 @@ from meshsync_k8s.fake_apiserver import FakeApiServer
 from tests.realkube.cluster import ControlPlane
 from tests.realkube.endpoints import Endpoint
 from tests.realkube.fixtures import eventually
+from tests.realkube.objects import crd
 
 AGGREGATED = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 _names = itertools.count()
@@ -315,43 +316,11 @@ def test_streaming_list_initial_events_end_bookmark(endpoint: Endpoint, namespac
 # -- custom resources ------------------------------------------------------------------------------
 
 
-def crd(group: str, versions: list[tuple[str, bool]]) -> dict[str, Any]:
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"widgets.{group}"},
-        "spec": {
-            "group": group,
-            "scope": "Namespaced",
-            "names": {
-                "plural": "widgets",
-                "singular": "widget",
-                "kind": "Widget",
-                "shortNames": ["wd"],
-            },
-            "versions": [
-                {
-                    "name": name,
-                    "served": True,
-                    "storage": storage,
-                    "schema": {
-                        "openAPIV3Schema": {
-                            "type": "object",
-                            "x-kubernetes-preserve-unknown-fields": True,
-                        }
-                    },
-                }
-                for name, storage in versions
-            ],
-        },
-    }
-
-
 def test_crd_registration_and_removal(endpoint: Endpoint, namespace: str) -> None:
     group = f"{namespace}.example.com"
     endpoint.create(
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
-        crd(group, [("v1beta1", False), ("v1", True)]),
+        crd(group, "widgets", "Widget", [("v1beta1", True, False), ("v1", True, True)], ("wd",)),
     )
 
     def served() -> Any:
