@@ -190,6 +190,8 @@ async def test_no_message_on_any_subject_has_event_type_error_even_under_faults(
                 "the source to see the 410s",
             )
             server.create(_config_map("during-faults"))
+            # known to the source before it goes, or its delete is no one's to report
+            await _until(lambda: saw("during-faults"), "the change made during the faults")
             # History compacted while connections are cut; events lost in transit.
             server.faults.lose_next_events(1)
             server.create(_config_map("lost-in-transit"))

@@ -245,6 +245,15 @@ async def test_exec_runs_commands_and_returns_their_output(
         await env.client.request_active()
         await next_of(active, "active-exec")
         assert streams.shells[0].received[-1] == b"yes\n"
+    # the audit line is written when the session's task has finished, after it left the list
+    await wait_until(
+        lambda: any(
+            "ended" in line
+            for line in log_lines(caplog, logging.INFO, "exec session exec.shop.web-0.web.u1")
+        ),
+        10,
+        "the session's audit line",
+    )
     audit = log_lines(caplog, logging.INFO, "exec session exec.shop.web-0.web.u1")
     assert any("started" in line for line in audit) and any("ended" in line for line in audit)
     assert not any("secret-word" in r.getMessage() for r in caplog.records)  # never keystrokes
