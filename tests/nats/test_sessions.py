@@ -179,7 +179,7 @@ def test_utf8_chunks_hold_back_a_split_character() -> None:
 async def test_log_errors_go_to_the_requester_once_each(
     nats_server: NatsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="meshsync")
     async with interactive(nats_server, shop(), **ALLOW) as env:
         logs = await env.client.logs_inbox()
         cases = {
@@ -217,7 +217,7 @@ async def test_log_errors_go_to_the_requester_once_each(
 async def test_exec_runs_commands_and_returns_their_output(
     nats_server: NatsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="meshsync")
     streams = shop()
     async with interactive(nats_server, streams, **ALLOW) as env:
         active = await env.client.sessions_inbox()
