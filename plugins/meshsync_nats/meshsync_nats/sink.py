@@ -393,7 +393,10 @@ class NatsSink(Sink):
             return
         if not self.nc.is_connected:
             self._first_attempt.set()
-            self._last_error = text
+            # a server that refused the credentials then resets the connection: the refusal
+            # stays the reason to report (a successful connect clears it)
+            if not self._last_error.startswith("credentials rejected"):
+                self._last_error = text
             self._failures += 1
             now = time.monotonic()
             if self._failures <= 5 or now - self._last_failure_log >= 60.0:
