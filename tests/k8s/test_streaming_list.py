@@ -11,8 +11,9 @@ import dataclasses
 import logging
 
 from meshsync_k8s.fake_apiserver import FakeApiServer, bulk_objects
+from meshsync_k8s.source import tuning_from
 
-from meshsync_core import EventType
+from meshsync_core import EventType, Options
 
 from .conftest import FAST, Running, fold, rv_view, server_view, start_source, wait_until
 
@@ -144,3 +145,9 @@ async def test_a_server_without_streaming_lists_gets_paginated_lists(tmp_path, c
         await running.stop()
     finally:
         await server.stop()
+
+
+def test_the_option_turns_streaming_lists_on_and_off() -> None:
+    assert tuning_from(Options({"streaming_list": True})).streaming_list is True
+    assert tuning_from(Options({"streaming_list": False})).streaming_list is False
+    assert tuning_from(Options({})).streaming_list is False  # off by default

@@ -90,8 +90,8 @@ def tuning_from(options: Options) -> Tuning:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
             raise ConfigError(f"{flag} must be at least {minimum:g}, not {value!r}")
         changes[field] = value
-    if options.get("streaming_list") is False:
-        changes["streaming_list"] = False
+    if options.get("streaming_list") is not None:  # --streaming-list / --no-streaming-list
+        changes["streaming_list"] = bool(options.get("streaming_list"))
     return replace(Tuning(), **changes)
 
 
