@@ -416,6 +416,11 @@ async def check_exec_tty(t: StreamTarget) -> None:
         url = t.exec_path("/bin/sh", container="app", stdin="true", stdout="true", tty="true")
         steps: list[bytes | tuple[int, bytes]] = [
             b'\x04{"Width":100,"Height":30}',
+            b"\x00echo ready\n",
+            (1, b"ready\r\n"),
+            # again once the shell runs: a resize that reaches the node before the terminal
+            # exists may be lost (seen with kwok under load)
+            b'\x04{"Width":100,"Height":30}',
             b"\x00stty size\n",
             (1, b"30 100\r\n"),
             b"\x00echo tty-ok\n",
