@@ -98,6 +98,8 @@ def build_engine(
         stop_after=options.get("stop_after"),
         once=bool(options.get("once")),
         handle_signals=handle_signals,
+        published_index=options.get("published_index", True) is not False,
+        published_index_file=options.get("published_index_file") or None,
     )
 
 

@@ -91,6 +91,23 @@ def core_options() -> list[click.Option]:
             show_default=True,
             help="Events each sink may have waiting before sources are slowed down.",
         ),
+        click.Option(
+            ["--published-index/--no-published-index", "published_index"],
+            default=True,
+            show_default=True,
+            envvar="MESHSYNC_PUBLISHED_INDEX",
+            help="Keep an index of what was published (uid -> resourceVersion) where the "
+            "sink stores it (NATS: a JetStream key-value bucket), so that a restart emits only "
+            "what changed meanwhile, DELETED included. --no-published-index announces every "
+            "object as ADDED at start, as Go MeshSync does.",
+        ),
+        click.Option(
+            ["--published-index-file", "published_index_file"],
+            default=None,
+            envvar="MESHSYNC_PUBLISHED_INDEX_FILE",
+            help="Keep the published index in this local file instead (for sinks that keep "
+            "none of their own).",
+        ),
     ]
 
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Protocol
 
 from meshsync_core.events import Event
 from meshsync_core.metrics import ComponentMetrics
+from meshsync_core.published_index import IndexRecord, IndexStore
 from meshsync_core.streams import WorkloadStreams
 
 
@@ -60,6 +61,16 @@ class SourceContext(Protocol):
     def initial_sync_complete(self) -> None:
         """Say that every object that existed at start has been emitted. Call once."""
 
+    async def published_state(self, partition: str) -> dict[str, IndexRecord] | None:
+        """What was last published of this partition (a cluster: ``partition_of(cluster_id)``),
+        by uid, or None when no index is kept or it could not be read (one warning).
+
+        Read it before emitting and diff against it: emit ``DELETED`` for records whose object
+        is gone, ``MODIFIED`` for a changed resourceVersion, ``ADDED`` for objects without a
+        record, and nothing for the unchanged ones (see :mod:`meshsync_core.published_index`).
+        Each call reads the storage afresh (a new leader reads what the old one wrote).
+        """
+
 
 class SinkContext(Protocol):
     """What the engine gives a sink in ``open(ctx)``: ways to reach the sources and to end the run.
@@ -68,6 +79,14 @@ class SinkContext(Protocol):
     """
 
     log: logging.Logger
+
+    def published(self, events: Sequence[Event]) -> None:
+        """For a sink with ``confirms_publication``: these events have really gone out (the
+        server acknowledged them), so the published index may record them. Others ignore it."""
+
+    async def flush_published(self) -> None:
+        """Write what the published index recorded so far; call it in ``close`` before closing
+        a connection the index store uses."""
 
     def request_stop(self, reason: str, exit_code: int = 0) -> None:
         """Ask the engine to shut down (flush and close every sink); non-zero = the run failed.
@@ -160,6 +179,12 @@ class Source(Component):
     async def resync(self) -> None:
         """Re-list everything; the default does nothing (a source with nothing to re-list)."""
 
+    @property
+    def role(self) -> str:
+        """What this replica does now, for ``/readyz``: ``""`` (the default: nothing to say),
+        or a short line such as ``leader`` or ``standby (not publishing)``."""
+        return ""
+
     def current_state(self) -> AsyncIterator[Event] | None:
         """An async iterator over every current object as ``ADDED`` events, or None if unsupported.
 
@@ -204,6 +229,23 @@ class Transform(Component):
 
 class Sink(Component):
     """Delivers events somewhere. Each sink has its own bounded queue and worker task."""
+
+    #: True if the sink tells the engine itself what has really gone out
+    #: (:meth:`SinkContext.published`); otherwise a batch counts as published once ``deliver``
+    #: returned without raising.
+    confirms_publication: ClassVar[bool] = False
+    #: True if the sink must receive every object at start (it writes complete snapshots from
+    #: what it received): a run with such a sink keeps no published index.
+    needs_full_state: ClassVar[bool] = False
+
+    def index_store(self) -> IndexStore | None:
+        """Where this sink keeps the published index (called after ``open``), or None.
+
+        The engine uses the first selected sink's store (``--published-index-file`` overrides),
+        records what that sink publishes, and hands it to the sources at start so that a
+        restart emits only what changed meanwhile. See :mod:`meshsync_core.published_index`.
+        """
+        return None
 
     async def open(self, ctx: SinkContext) -> None:
         """Prepare to deliver (connect, create files); raise ``StartupError`` if you cannot.

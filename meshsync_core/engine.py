@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from meshsync_core.components import Sink, Source, Transform
 from meshsync_core.errors import MeshSyncError, StartupError
 from meshsync_core.events import Event, EventType, synced_marker
+from meshsync_core.published_index import FileIndexStore, IndexRecord, IndexStore, PublishedIndex
 from meshsync_core.streams import WorkloadStreams
 
 log = logging.getLogger("meshsync.engine")
@@ -71,6 +72,8 @@ class _SinkLane:
         self.marker_put: asyncio.Future[None] | None = None
         #: Counter keys per event type, built once rather than per delivered event.
         self.stat_keys = {etype: (self.name, etype.value) for etype in EventType}
+        #: Set when this sink's deliveries feed the published index after ``deliver`` returns.
+        self.index: PublishedIndex | None = None
 
 
 class _SourceContext:
@@ -113,11 +116,26 @@ class _SourceContext:
         self._synced = True
         self._engine._source_synced(self._name)
 
+    async def published_state(self, partition: str) -> dict[str, IndexRecord] | None:
+        index = self._engine.index
+        return None if index is None else await index.load(partition)
+
 
 class _SinkContext:
     def __init__(self, engine: Engine, sink: Sink) -> None:
         self._engine = engine
+        self._sink = sink
         self.log = sink.log
+
+    def published(self, events: Sequence[Event]) -> None:
+        engine = self._engine
+        if engine.index is not None and engine.index_sink is self._sink:
+            engine.index.record(events)
+
+    async def flush_published(self) -> None:
+        engine = self._engine
+        if engine.index is not None and engine.index_sink is self._sink:
+            await engine.index.flush()
 
     def request_stop(self, reason: str, exit_code: int = 0) -> None:
         self._engine.stop(reason, exit_code)
@@ -181,6 +199,8 @@ class Engine:
         shutdown_timeout: float = 30.0,
         handle_signals: bool = False,
         once: bool = False,
+        published_index: bool = False,
+        published_index_file: str | None = None,
     ) -> None:
         if not sources:
             raise ValueError("the engine needs at least one source")
@@ -204,6 +224,11 @@ class Engine:
         self._since_yield = 0
         self._started_at = 0.0
         self._shutting_down = False
+        self._index_wanted = published_index
+        self._index_file = published_index_file
+        #: The published index of this run (None: not kept), and the sink whose output it follows.
+        self.index: PublishedIndex | None = None
+        self.index_sink: Sink | None = None
 
     # -- public ----------------------------------------------------------------------------
 
@@ -315,7 +340,11 @@ class Engine:
                 task.cancel()
             await asyncio.gather(*source_tasks, return_exceptions=True)
             await self._drain_sinks()
+            if self.index is not None:
+                await self.index.flush()  # while the sinks' connections are still open
             await self._close_all()
+            if self.index is not None:
+                await self.index.close()
         self._log_stop()
         return RunResult(self._exit_code, self._stop_reason, self.stats)
 
@@ -358,6 +387,37 @@ class Engine:
             await _open_component(lane.sink, lane.sink.open(_SinkContext(self, lane.sink)))
         names = ", ".join(t.name for t in self.transforms) or "none"
         log.debug("transforms in order: %s", names)
+        self._choose_index()
+
+    def _choose_index(self) -> None:
+        """Keep the published index in the first sink's store (or ``--published-index-file``)."""
+        if not self._index_wanted or not self.lanes:
+            return
+        full = [lane.name for lane in self.lanes if lane.sink.needs_full_state]
+        if full:
+            log.info(
+                "no published index: sink %s writes complete snapshots and needs every object "
+                "at start", ", ".join(map(repr, full)),
+            )  # fmt: skip
+            return
+        store: IndexStore | None = None
+        owner = self.lanes[0]
+        if self._index_file:
+            store = FileIndexStore(self._index_file)
+        else:
+            for lane in self.lanes:
+                store = lane.sink.index_store()
+                if store is not None:
+                    owner = lane
+                    break
+        if store is None:
+            log.debug("no published index: no sink keeps one (see --published-index-file)")
+            return
+        self.index = PublishedIndex(store)
+        self.index_sink = owner.sink
+        if not owner.sink.confirms_publication:
+            owner.index = self.index
+        log.info("published index: %s, following sink %r", store.description, owner.name)
 
     async def _close_all(self) -> None:
         for component in [*self.sources, *(lane.sink for lane in self.lanes)]:
@@ -434,6 +494,8 @@ class Engine:
                 try:
                     await sink.deliver(batch)
                     stats.delivered[lane.name] += len(batch)
+                    if lane.index is not None:
+                        lane.index.record(batch)
                     for event in batch:
                         stats.delivered_by_type[lane.stat_keys[event.type]] += 1
                 except Exception:

@@ -100,7 +100,9 @@ class HealthServer:
 
     async def readyz(self, request: web.Request) -> web.Response:
         if self.engine.ready:
-            return web.Response(text="ready\n")
+            # A standby is ready (it takes over without a start-up) but says it is not publishing.
+            roles = [f"{s.name}: {s.role}" for s in self.engine.sources if s.role]
+            return web.Response(text="ready\n" + "".join(f"{line}\n" for line in roles))
         return web.Response(status=503, text="\n".join(self.engine.not_ready_reasons()) + "\n")
 
     async def metrics(self, request: web.Request) -> web.Response:

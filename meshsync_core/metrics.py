@@ -126,6 +126,23 @@ class EngineCollector(Collector):
                 "Seconds since a source last emitted an event.",
                 value=time.monotonic() - stats.last_event_at,
             )
+        index = engine.index
+        if index is not None:
+            yield CounterMetricFamily(
+                "meshsync_published_index_written",
+                "Records written to the published index (puts and deletes).",
+                value=index.written,
+            )
+            yield CounterMetricFamily(
+                "meshsync_published_index_write_failures",
+                "Batches the published index store refused (kept and written again).",
+                value=index.write_failures,
+            )
+            yield GaugeMetricFamily(
+                "meshsync_published_index_pending",
+                "Records waiting to be written to the published index.",
+                value=index.pending,
+            )
         yield from self._component_metrics()
 
     def _component_metrics(self) -> Iterator[Metric]:

@@ -198,7 +198,8 @@ class CaptureSink(Sink):
     ``fail_on`` makes ``deliver`` raise. ``name`` overrides the sink name (``capture``), to run
     several side by side. After a run: ``events``, ``names`` (their object names), ``batches``
     (``deliver`` calls that succeeded), ``synced`` (an ``asyncio.Event`` set by ``on_synced``),
-    ``closed``, and ``ctx`` (the :class:`~meshsync_core.components.SinkContext` ``open`` got).
+    ``synced_after`` (how many events came before ``on_synced``), ``closed``, and ``ctx`` (the
+    :class:`~meshsync_core.components.SinkContext` ``open`` got).
     """
 
     name = "capture"
@@ -219,6 +220,7 @@ class CaptureSink(Sink):
         self.delay = delay
         self.fail_on = set(fail_on)
         self.synced = asyncio.Event()
+        self.synced_after: int | None = None
         self.closed = False
         self.ctx: SinkContext | None = None
         self._changed = asyncio.Condition()
@@ -239,7 +241,8 @@ class CaptureSink(Sink):
             self._changed.notify_all()
 
     async def on_synced(self) -> None:
-        """Set ``synced``."""
+        """Set ``synced`` (and ``synced_after``)."""
+        self.synced_after = len(self.events)
         self.synced.set()
 
     async def close(self) -> None:

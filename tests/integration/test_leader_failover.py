@@ -15,8 +15,9 @@ import pytest
 from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
 from meshsync_nats.testing import NatsServer
 
-from tests.nats.helpers import Subscriber, wait_until
+from tests.nats.helpers import Subscriber, wait_indexed, wait_until
 
+PLURALS = ("configmaps", "pods", "services", "namespaces", "nodes")
 TIMING = ["--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline", "2s",
           "--leader-elect-retry-period", "0.5s"]  # fmt: skip
 
@@ -43,7 +44,7 @@ def _holder(server: FakeApiServer) -> str:
 def _cluster(server: FakeApiServer, plurals: tuple[str, ...]) -> dict[str, str]:
     return {
         o["metadata"]["uid"]: o["metadata"]["resourceVersion"]
-        for plural in plurals
+        for plural in PLURALS
         for o in server.objects(plural)
     }
 
@@ -55,9 +56,14 @@ def cluster(tmp_path: Path):
         yield server, server.write_kubeconfig(tmp_path / "kubeconfig")
 
 
-async def test_sigkill_of_the_leader_mid_churn(tmp_path: Path, cluster) -> None:
+@pytest.mark.parametrize(
+    "jetstream", [False, True], ids=["no-index-resync", "published-index-in-jetstream-kv"]
+)
+async def test_sigkill_of_the_leader_mid_churn(tmp_path: Path, cluster, jetstream: bool) -> None:
+    """Without JetStream the new leader announces everything it tracks; with it, the new leader
+    reads what the old one published from the index bucket and emits only the difference."""
     server, kubeconfig = cluster
-    with NatsServer(tmp_path / "nats") as nats_server:
+    with NatsServer(tmp_path / "nats", jetstream=jetstream) as nats_server:
         sub = Subscriber()
         await sub.connect(nats_server.url)
         replicas = {
@@ -70,35 +76,52 @@ async def test_sigkill_of_the_leader_mid_churn(tmp_path: Path, cluster) -> None:
             standby = next(n for n in replicas if n != leader)
             await wait_until(lambda: len(sub.view) > 0, 30, "the leader's first messages")
 
+            touched: set[str] = set()
+
             def churn(tag: str) -> None:
-                server.create(
+                created = server.create(
                     {
                         "apiVersion": "v1",
                         "kind": "ConfigMap",
                         "metadata": {"name": f"cm-{tag}", "namespace": "default"},
                     }
                 )
+                touched.add(created["metadata"]["uid"])
                 for obj in server.objects("configmaps")[:2]:
                     obj.setdefault("data", {})["tag"] = tag
                     server.update(obj)
+                    touched.add(obj["metadata"]["uid"])
 
+            # the standby is warm: it has listed and watches (else it could not know of a delete)
+            await wait_until(
+                lambda: sum(w.rt.plural == "configmaps" for w in server.store.watchers()) >= 2,
+                30, "both replicas watching",
+            )  # fmt: skip
             churn("before")
+            await wait_until(lambda: touched <= set(sub.view), 30, "the leader publishing churn")
+            if jetstream:  # what the old leader published is in the index before it dies
+                await wait_indexed(nats_server.url, set(_cluster(server, PLURALS)))
             replicas[leader].send_signal(signal.SIGKILL)
+            heard_before_kill = len(sub.messages)
             killed = time.monotonic()
             churn("during")  # while nobody leads
-            gone = server.objects("configmaps")[-1]
+            # an object the consumer holds from the old leader, deleted while nobody leads
+            gone = next(
+                o for o in server.objects("configmaps")
+                if o["metadata"]["uid"] in sub.view and o["metadata"]["uid"] not in touched
+            )  # fmt: skip
             server.delete(gone)
+            touched.add(gone["metadata"]["uid"])
             await wait_until(lambda: _holder(server).startswith(standby), 30, "the takeover")
             took_over = time.monotonic() - killed
             churn("after")
-            plurals = ("configmaps", "pods", "services", "namespaces", "nodes")
 
             def converged() -> bool:
-                wanted = _cluster(server, plurals)
+                wanted = _cluster(server, PLURALS)
                 seen = {
                     uid: version
                     for uid, version in sub.versions().items()
-                    if sub.view[uid]["kind"].lower() + "s" in plurals
+                    if sub.view[uid]["kind"].lower() + "s" in PLURALS
                 }
                 return seen == wanted
 
@@ -106,6 +129,11 @@ async def test_sigkill_of_the_leader_mid_churn(tmp_path: Path, cluster) -> None:
             assert took_over < 15  # the failover target
             assert gone["metadata"]["uid"] not in sub.view  # the delete made while nobody led
             assert replicas[standby].poll() is None
+            after_kill = {m["Object"]["metadata"]["uid"] for m in sub.messages[heard_before_kill:]}
+            if jetstream:  # only the difference: what changed around the kill
+                assert after_kill <= touched, len(after_kill - touched)
+            else:  # the whole tracked state again, as Go does on start
+                assert len(after_kill) > len(touched)
         finally:
             for proc in replicas.values():
                 if proc.poll() is None:

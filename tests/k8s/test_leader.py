@@ -146,3 +146,63 @@ async def test_a_leader_that_cannot_renew_stops_before_the_next_starts(
 def test_timings_are_checked() -> None:
     with pytest.raises(ValueError, match="lease duration > renew deadline"):
         LeaseTiming(lease_duration=10, renew_deadline=10, retry_period=2)
+
+
+async def test_readyz_tells_the_leader_and_the_standby_apart(server, kubeconfig: Path) -> None:
+    """Both replicas are ready (a standby takes over without a start-up); /readyz says which one
+    publishes, and meshsync_k8s_leader is 1 on the leader only."""
+    import aiohttp
+    from meshsync_k8s.fake_apiserver import demo_cluster
+    from meshsync_k8s.source import KubernetesSource
+
+    from meshsync_core import Engine, Options
+    from meshsync_core.health import HealthServer
+    from meshsync_core.testing import CaptureSink
+
+    from .conftest import FAST as FAST_TUNING
+
+    server.load(demo_cluster())
+    replicas = []
+    for name in ("replica-a", "replica-b"):
+        source = KubernetesSource(
+            Options({"kubeconfig": str(kubeconfig), "leader_elect": True,
+                     "leader_elect_namespace": "default", "leader_elect_lease_duration": 1.5,
+                     "leader_elect_renew_deadline": 1.0, "leader_elect_retry_period": 0.2}),
+            tuning=FAST_TUNING,
+        )  # fmt: skip
+        assert source.leadership is not None
+        source.leadership.on_lost = lambda: None  # never os._exit the test process
+        source.leadership.identity = name
+        engine = Engine([source], [CaptureSink()])
+        health = HealthServer(engine, "127.0.0.1", 0)
+        await health.start()
+        replicas.append((source, engine, health, asyncio.create_task(engine.run())))
+    try:
+        await wait_until(
+            lambda: sum(s.leadership.leading for s, *_ in replicas) == 1, 10, "one leader"
+        )
+        await wait_until(lambda: all(e.ready for _, e, *_ in replicas), 10, "both ready")
+        await wait_until(  # the standby's next try reads the Lease the other one created
+            lambda: all("held by" in s.role or s.leadership.leading for s, *_ in replicas), 10,
+            "the standby to see the holder",
+        )  # fmt: skip
+        async with aiohttp.ClientSession() as session:
+            for source, _engine, health, _task in replicas:
+                base = f"http://127.0.0.1:{health.port}"
+                async with session.get(f"{base}/readyz") as response:
+                    status, body = response.status, await response.text()
+                async with session.get(f"{base}/metrics") as response:
+                    metrics = await response.text()
+                assert status == 200 and body.startswith("ready\n")
+                if source.leadership.leading:
+                    assert "k8s: leader (lease default/meshsync)" in body
+                    assert 'meshsync_k8s_leader{plugin="k8s"} 1.0' in metrics
+                else:
+                    assert "k8s: standby (not publishing; lease default/meshsync" in body
+                    assert "held by replica-" in body
+                    assert 'meshsync_k8s_leader{plugin="k8s"} 0.0' in metrics
+    finally:
+        for _source, engine, health, task in replicas:
+            engine.stop("test done")
+            await asyncio.wait_for(task, 10)
+            await health.stop()

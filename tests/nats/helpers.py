@@ -224,3 +224,29 @@ def as_json(message: dict) -> dict:
             assert isinstance(obj[field], str), field
             obj[field] = json.loads(obj[field])
     return {**message, "Object": obj}
+
+
+async def indexed_uids(url: str, bucket: str = "meshsync-index") -> set[str]:
+    """The uids the published index bucket holds, read by an independent nats-py client
+    (empty while the bucket does not exist yet)."""
+    nc = await nats.connect(url)
+    try:
+        kv = await nc.jetstream().key_value(bucket)
+        keys = await kv.keys()
+    except Exception:  # no bucket, or no keys yet
+        return set()
+    finally:
+        await nc.close()
+    return {key.split(".", 1)[1] for key in keys if not key.startswith("_meshsync.")}
+
+
+async def wait_indexed(url: str, uids: set[str], timeout: float = 20.0) -> None:
+    """Wait until the index bucket holds every one of ``uids`` (it is written in the background,
+    about once a second)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not uids <= await indexed_uids(url):
+        if loop.time() > deadline:
+            missing = len(uids - await indexed_uids(url))
+            raise AssertionError(f"the index still lacks {missing} object(s) after {timeout}s")
+        await asyncio.sleep(0.05)

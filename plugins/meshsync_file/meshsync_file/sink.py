@@ -72,6 +72,8 @@ class FileSink(Sink):
     """Keeps the latest manifest per uid and writes the snapshot + the extended event log."""
 
     name = "file"
+    #: The snapshot is written from what this run received: it needs every object at start.
+    needs_full_state = True
     description = (
         "YAML snapshot of every live object as Kubernetes manifests (+ an extended event log)"
     )

@@ -21,6 +21,8 @@ from typing import Any
 
 from meshsync_core import ConfigError, Event, EventType, Options, Source, StartupError
 from meshsync_core.components import SourceContext
+from meshsync_core.events import Resource
+from meshsync_core.published_index import IndexRecord, partition_of
 from meshsync_core.settings import as_list
 from meshsync_k8s import meshsync_cr
 from meshsync_k8s.client import ApiClient, ApiError
@@ -45,6 +47,8 @@ Key = tuple[str, str]
 #: Up to this many namespaces get one watch each (server-side filtering); more share one
 #: cluster-wide watch per resource, filtered here, to bound the number of connections.
 MAX_NAMESPACE_WATCHES = 8
+#: Deletions a standby remembers for a take-over without a published index.
+MAX_UNHEARD_DELETES = 100_000
 #: How long ``resync`` waits for every resource to be re-listed.
 RESYNC_TIMEOUT = 120.0
 _CRD_NAME = ResourceName("customresourcedefinitions", None, "apiextensions.k8s.io")
@@ -141,6 +145,9 @@ class KubernetesSource(Source):
         self.leadership = Leadership.from_options(options)
         self._synced_event = asyncio.Event()
         self._takeover: asyncio.Task[None] | None = None
+        self._finishing: asyncio.Task[None] | None = None
+        #: uid -> DELETED a standby did not emit (see _emit_if_leading).
+        self._unheard_deletes: dict[str, Event] = {}
         if self.leadership is not None:
             self.metrics.describe("k8s_leader", "1 while this replica holds the leader Lease.")
             leadership = self.leadership
@@ -157,6 +164,9 @@ class KubernetesSource(Source):
         #: its deletion took them out), by namespace: the sinks still hold those objects, so
         #: watching the resource again re-lists as a diff instead of ADDing them a second time.
         self._parked: dict[Key, dict[str | None, dict[str, str]]] = {}
+        #: Resources the published index named, for DELETEs of objects of resources no longer
+        #: served (a CRD deleted while no MeshSync ran).
+        self._restored: dict[Key, Resource] = {}
         self._crd_watcher: ResourceWatcher | None = None
         self._cr_watcher: ResourceWatcher | None = None
         self._ctx: SourceContext | None = None
@@ -239,6 +249,10 @@ class KubernetesSource(Source):
     async def run(self, ctx: SourceContext) -> None:
         assert self.client is not None and self.discovery is not None
         self._ctx = ctx
+        # What an earlier run published: the first lists then emit only the difference.
+        records = await ctx.published_state(partition_of(self.cluster_id))
+        if records:
+            self._parked = self._park_published(records)
         reconciler = asyncio.create_task(self._reconcile_loop(), name="k8s:reconcile")
         election = (
             asyncio.create_task(
@@ -303,19 +317,110 @@ class KubernetesSource(Source):
                 turn += 1
 
     async def _emit_if_leading(self, event: Event) -> None:
-        """With --leader-elect: a standby tracks every change and emits none."""
+        """With --leader-elect: a standby tracks every change and emits none, but remembers
+        the deletions (a take-over without a published index emits them: the consumer may
+        hold those objects from the old leader, and a re-list no longer shows them)."""
         if self.leadership is not None and self.leadership.leading:
             assert self._ctx is not None
             await self._ctx.emit(event)
+        elif event.type is EventType.DELETED:
+            unheard = self._unheard_deletes
+            unheard[event.uid] = event
+            if len(unheard) > MAX_UNHEARD_DELETES:
+                del unheard[next(iter(unheard))]  # the oldest: bounded memory on a long standby
+
+    @property
+    def role(self) -> str:
+        """``leader`` or ``standby (...)`` with --leader-elect, else nothing to say."""
+        leadership = self.leadership
+        if leadership is None:
+            return ""
+        lease = f"lease {leadership.namespace}/{leadership.lease}"
+        if leadership.leading:
+            return f"leader ({lease})"
+        holder = leadership.elector.observed_holder if leadership.elector is not None else ""
+        held = f", held by {holder}" if holder else ""
+        return f"standby (not publishing; {lease}{held})"
 
     def _became_leader(self) -> None:
         self._takeover = asyncio.create_task(self._take_over(), name="k8s:take-over")
 
     async def _take_over(self) -> None:
-        """The Lease is ours: announce everything tracked, which a standby never emitted."""
+        """The Lease is ours: emit what differs from what the old leader published (read from
+        the published index), or without an index announce everything tracked."""
         await self._synced_event.wait()
-        self.log.info("leading: announcing the %d object(s) tracked", self.tracked)
-        await self.resync()
+        assert self._ctx is not None
+        records = await self._ctx.published_state(partition_of(self.cluster_id))
+        unheard, self._unheard_deletes = self._unheard_deletes, {}
+        if records is None:
+            self.log.info(
+                "leading: announcing the %d object(s) tracked and %d deleted while standing by",
+                self.tracked, len(unheard),
+            )  # fmt: skip
+            for event in unheard.values():
+                await self._ctx.emit(event)
+            await self.resync()
+            return
+        self.log.info(
+            "leading: emitting what changed since the %d object(s) of the published index",
+            len(records),
+        )
+        parked = self._park_published(records)
+        waiters = []
+        for key, watchers in self.watchers.items():
+            buckets = parked.pop(key, {})
+            waiters += [w.request_diff(buckets.get(w.namespace, {})) for w in watchers]
+        self._parked.update(parked)  # resources not watched now: what was published of them
+        if waiters:
+            _done, pending = await asyncio.wait(waiters, timeout=RESYNC_TIMEOUT)
+            if pending:
+                self.log.warning(
+                    "take-over: %d resource(s) not re-listed within %gs; they will catch up",
+                    len(pending), RESYNC_TIMEOUT,
+                )  # fmt: skip
+        await self._forget_unserved()
+
+    def _park_published(
+        self, records: dict[str, IndexRecord]
+    ) -> dict[Key, dict[str | None, dict[str, str]]]:
+        """The published index as watcher states by resource and namespace (see ``_parked``)."""
+        per_namespace = 0 < len(self.namespaces) <= MAX_NAMESPACE_WATCHES
+        allowed = frozenset(self.namespaces)
+        parked: dict[Key, dict[str | None, dict[str, str]]] = {}
+        for uid, record in records.items():
+            namespace = record.namespace
+            if allowed and namespace and namespace not in allowed:
+                continue  # outside --namespaces: not this run's to announce or delete
+            plural, version, group = [*record.resource.split(".", 2), "", ""][:3]
+            key = (group, plural)
+            if key not in self._restored:
+                self._restored[key] = Resource(group, version, plural, record.kind)
+            bucket = namespace if per_namespace and namespace else None
+            states = parked.setdefault(key, {})
+            states.setdefault(bucket, {})[uid] = (
+                f"{record.resource_version}\0{namespace}\0{record.name}"
+            )
+        return parked
+
+    async def _forget_unserved(self) -> None:
+        """DELETED for published objects whose resource the server no longer serves at all
+        (their CRD was deleted while no MeshSync ran); resources merely not watched keep theirs."""
+        served = {api.key for api in self.catalog()}
+        emit = self._ctx.emit if self.leadership is None else self._emit_if_leading  # type: ignore[union-attr]
+        for key in [k for k in self._parked if k in self._restored and k not in served]:
+            resource = self._restored[key]
+            gone = self._parked.pop(key)
+            count = sum(map(len, gone.values()))
+            self.log.info("%s is no longer served: %d published object(s) DELETED", resource, count)
+            for state in gone.values():
+                for uid, packed in state.items():
+                    rv, namespace, name = packed.split("\0", 2)
+                    metadata: dict[str, Any] = {"name": name, "uid": uid, "resourceVersion": rv}
+                    if namespace:
+                        metadata["namespace"] = namespace
+                    obj = {"apiVersion": resource.api_version, "kind": resource.kind,
+                           "metadata": metadata}  # fmt: skip
+                    await emit(Event(EventType.DELETED, obj, resource, self.name, self.cluster_id))
 
     def _request_reconcile(self) -> None:
         self._dirty.set()
@@ -334,16 +439,27 @@ class KubernetesSource(Source):
     def _check_synced(self) -> None:
         if self._setup_done and not self._pending and not self._synced:
             self._synced = True
-            self.log.info(
-                "initial sync complete: %d resource(s), %d object(s)",
-                len(self.watchers),
-                sum(len(w.state) for ws in self.watchers.values() for w in ws),
-            )
-            assert self._ctx is not None
-            self._synced_event.set()
-            self._ctx.initial_sync_complete()
-            # later, so that the sinks first hear about the sync
-            asyncio.get_running_loop().call_later(1.0, release_free_memory)
+            if any(key in self._restored for key in self._parked):
+                # DELETEs of no longer served resources belong to the initial sync: first them
+                self._finishing = asyncio.create_task(self._finish_sync_after_unserved())
+            else:
+                self._finish_sync()
+
+    async def _finish_sync_after_unserved(self) -> None:
+        await self._forget_unserved()
+        self._finish_sync()
+
+    def _finish_sync(self) -> None:
+        self.log.info(
+            "initial sync complete: %d resource(s), %d object(s)",
+            len(self.watchers),
+            sum(len(w.state) for ws in self.watchers.values() for w in ws),
+        )
+        assert self._ctx is not None
+        self._synced_event.set()
+        self._ctx.initial_sync_complete()
+        # later, so that the sinks first hear about the sync
+        asyncio.get_running_loop().call_later(1.0, release_free_memory)
 
     # -- what to watch ---------------------------------------------------------------------
 

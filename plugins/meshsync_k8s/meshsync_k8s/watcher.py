@@ -165,6 +165,8 @@ class ResourceWatcher:
         #: Holds the resourceVersion the watch had reached when the check was asked for.
         self._drift_mark: int | None = None
         self.drift_checks = 0
+        #: Set by request_diff(): the state the next list is diffed against (a take-over).
+        self._reseed: dict[str, str] | None = None
         #: Changes a drift check found that the watch should have delivered (a metric too).
         self.drift_found = 0
 
@@ -189,6 +191,21 @@ class ResourceWatcher:
         self._resync_full = True
         self._interrupt()
         return waiter
+
+    def request_diff(self, state: dict[str, str]) -> asyncio.Future[None]:
+        """Re-list now and emit only what differs from ``state`` (uid -> packed rv/namespace/name
+        of what was published: a new leader's take-over from the published index); the future
+        resolves when done."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._resync_waiters.append(waiter)
+        self._reseed = state
+        self._interrupt()
+        return waiter
+
+    @property
+    def _relist_wanted(self) -> bool:
+        """A resync, a drift check or a take-over diff waits for the next list."""
+        return self._resync_full or self._drift_mark is not None or self._reseed is not None
 
     def request_drift_check(self) -> None:
         """Re-list now and emit only what differs from what was emitted (``--reconcile-interval``):
@@ -238,9 +255,11 @@ class ResourceWatcher:
         need_list = True
         while not self._stopping:
             try:
-                if need_list or self._resync_full or self._drift_mark is not None:
+                if need_list or self._relist_wanted:
                     full = self._resync_full
                     self._resync_full = False
+                    if self._reseed is not None:  # diff against what was published instead
+                        self.state, self._reseed = self._reseed, None
                     if self.streaming_list and await self._streamed_list(full):
                         # listed, then watched on the same stream until it ended
                         need_list = False
@@ -401,7 +420,7 @@ class ResourceWatcher:
             else:
                 self.log.debug("%s: streaming list failed (%s); listing in pages", self.label, exc)
             return False
-        if listing.done or self._stopping or self._resync_full or self._drift_mark is not None:
+        if listing.done or self._stopping or self._relist_wanted:
             return True  # complete, or interrupted on purpose: the caller lists again if needed
         self._stop_streaming("it ended before its last initial event")
         return False
@@ -449,7 +468,7 @@ class ResourceWatcher:
                     self._busy = False
                 # a drift check pending while the list runs is answered by this list itself
                 drift_check = listing.done and self._drift_mark is not None
-                if self._stopping or self._resync_full or drift_check:
+                if self._stopping or self._resync_full or self._reseed is not None or drift_check:
                     return
 
     async def _emit_unseen(self, seen: set[str] | None) -> int:
@@ -623,7 +642,7 @@ class ResourceWatcher:
                     await self._apply(etype, raw)
                 finally:
                     self._busy = False
-                if self._stopping or self._resync_full or self._drift_mark is not None:
+                if self._stopping or self._relist_wanted:
                     return
 
     async def _apply(self, etype: str, raw: Any) -> None:

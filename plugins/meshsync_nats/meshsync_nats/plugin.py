@@ -140,6 +140,22 @@ def meshsync_add_options() -> list[click.Option]:
             "cluster survives the loss of a node).",
         ),
         click.Option(
+            ["--nats-index-bucket"],
+            envvar="NATS_INDEX_BUCKET",
+            default="meshsync-index",
+            show_default=True,
+            help="[nats] JetStream key-value bucket of the published index (created if "
+            "missing; needs JetStream on the server). Empty: keep no index in NATS.",
+        ),
+        click.Option(
+            ["--nats-index-replicas"],
+            envvar="NATS_INDEX_REPLICAS",
+            type=click.IntRange(min=1, max=5),
+            default=None,
+            help="[nats] Replicas of the index bucket the sink creates [default: "
+            "--nats-stream-replicas].",
+        ),
+        click.Option(
             ["--nats-ack-timeout"],
             envvar="NATS_ACK_TIMEOUT",
             type=Duration(),

@@ -40,6 +40,7 @@ from meshsync_core import ConfigError, Event, MeshSyncError, Options, Sink, Sink
 from meshsync_core import __version__ as core_version
 from meshsync_nats import wire
 from meshsync_nats.connection import ConnectionSettings, mask_url
+from meshsync_nats.index_store import KvIndexStore
 from meshsync_nats.oversize import Oversize, headers_size
 from meshsync_nats.pending import PendingBuffer, object_key, to_resend
 from meshsync_nats.requests import QUEUE_GROUP, SUBJECT_REQUEST, RequestHandler
@@ -76,6 +77,8 @@ class NatsSink(Sink):
     name = "nats"
     aliases = ("broker",)
     description = "publish changes to NATS for Meshery Server (Go MeshSync's wire contract)"
+    #: Confirmed changes (a returned marker, a JetStream ack) go to the published index.
+    confirms_publication = True
 
     def __init__(self, options: Options) -> None:
         super().__init__(options)
@@ -102,6 +105,8 @@ class NatsSink(Sink):
             )
         if not 1 <= self.replicas <= 5:
             raise ConfigError(f"--nats-stream-replicas must be 1 to 5, not {self.replicas}")
+        self.index_bucket = str(options.get("nats_index_bucket", "meshsync-index") or "")
+        self.index_replicas = int(options.get("nats_index_replicas") or self.replicas)
         self.nc = NATS()
         self.oversize = Oversize(self.log, self.metrics, meshery_ids=self.meshery_ids)
         self._stream_max_msg = -1  # the stream's max_msg_size, when it has one
@@ -180,6 +185,23 @@ class NatsSink(Sink):
                 asyncio.shield(self._first_attempt.wait()), self.settings.connect_timeout + 1.0
             )
 
+    def index_store(self) -> KvIndexStore | None:
+        """The published index in a JetStream key-value bucket (``--nats-index-bucket``)."""
+        if not self.index_bucket:
+            return None
+        return KvIndexStore(
+            self.nc, self.index_bucket, self.index_replicas,
+            connected=self._wait_connected, log=self.log,
+        )  # fmt: skip
+
+    async def _wait_connected(self) -> bool:
+        """Whether NATS is connected, once the first connection attempt has ended."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(
+                asyncio.shield(self._first_attempt.wait()), self.settings.connect_timeout + 1.0
+            )
+        return self.nc.is_connected
+
     @property
     def ready(self) -> bool:
         """Connected (with its stream, in JetStream mode), and every source has synced."""
@@ -210,6 +232,9 @@ class NatsSink(Sink):
                 await asyncio.wait_for(self._final_flush(), timeout=self.ack_timeout + 5.0)
             except (asyncio.TimeoutError, *_SEND_ERRORS, nats.errors.Error) as exc:
                 self.log.warning("could not flush to NATS at shutdown: %s", exc or "timeout")
+        if self._ctx is not None and self.nc.is_connected:
+            with contextlib.suppress(Exception):  # lost writes cost duplicates, never losses
+                await asyncio.wait_for(self._ctx.flush_published(), timeout=self.ack_timeout)
         self._closing = True
         undelivered = len(self.pending)
         for task in [self._confirmer, *self._tasks]:
@@ -255,6 +280,10 @@ class NatsSink(Sink):
                     self.pending.add_older(failed)
                     break
             await self._roundtrip()
+            if self._ctx is not None:  # everything published so far is confirmed now
+                for segment in self._sealed:
+                    self._ctx.published(segment)
+                self._ctx.published(self._segment)
             self._segment, self._sealed = [], []
 
     # -- connection ------------------------------------------------------------------------
@@ -659,6 +688,8 @@ class NatsSink(Sink):
             if error is not None:
                 self._warn_limited(f"JetStream did not accept a change: {error}", key="js-nack")
         acked = sum(ok for _, ok in results)
+        if self._ctx is not None and acked:
+            self._ctx.published([event for event, ok in results if ok])
         self._count("published", acked)
         if acked < len(results):
             self._count("ack_failures", len(results) - acked)
@@ -693,6 +724,8 @@ class NatsSink(Sink):
             while self._sealed:
                 done = self._sealed.pop(0)
                 self._recent.append((now, done))
+                if self._ctx is not None:
+                    self._ctx.published(done)
                 if done is segment:
                     break
             cutoff = now - REPLAY_WINDOW
