@@ -47,8 +47,10 @@ def test_chart_lints_clean() -> None:
         {},
         {"output": "file", "namespaces": ["shop", "web"], "clusterScoped": False},
         {"broker": {"existingSecret": "meshsync-broker"}, "watchResources": ["pods", "-secrets"]},
+        {"replicaCount": 2, "publishedIndex": {"replicas": 3}},
+        {"publishedIndex": {"enabled": False}},
     ],
-    ids=["defaults", "file-mode", "broker-secret"],
+    ids=["defaults", "file-mode", "broker-secret", "two-replicas-index-3", "no-index"],
 )
 def test_rendered_objects_validate_strictly_and_args_are_real_flags(values: dict) -> None:
     docs = render(values)
@@ -60,6 +62,13 @@ def test_rendered_objects_validate_strictly_and_args_are_real_flags(values: dict
     parsed = parse_params(build_run_command(manager), args[1:], {})  # raises on unknown flags
     assert parsed["output"] == (values.get("output", "nats"),)
     assert parsed["log_format"] == "json"
+    index = values.get("publishedIndex", {})
+    assert parsed["published_index"] is index.get("enabled", True)
+    if parsed["published_index"] and parsed["output"] == ("nats",):
+        assert parsed["nats_index_bucket"] == "meshsync-index"
+        assert parsed["nats_index_replicas"] == index.get("replicas", 1)
+    if values.get("replicaCount", 1) > 1:
+        assert parsed["leader_elect"] is True
     if "namespaces" in values:
         assert parsed["namespaces"] == ("shop,web",)
         assert parsed["cluster_scoped"] is False

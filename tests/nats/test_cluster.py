@@ -19,6 +19,7 @@ from meshsync_nats.sink import NatsSink
 from nats.js import api as js_api
 
 from meshsync_core import ConfigError, Engine
+from meshsync_core.published_index import IndexRecord
 from tests.nats.cluster import NatsCluster, wait_stream_leader
 from tests.nats.helpers import (
     ModelSource,
@@ -138,6 +139,7 @@ async def test_kill_9_stream_leader_and_connected_node_during_churn_loses_nothin
             nats_jetstream=True,
             nats_stream=STREAM,
             nats_stream_replicas=3,
+            nats_index_replicas=3,
             nats_ack_timeout=2.0,
         )
     )
@@ -153,7 +155,7 @@ async def test_kill_9_stream_leader_and_connected_node_during_churn_loses_nothin
         await wait_until(lambda: sink.stats["published"] >= target, 60, what)
 
     try:
-        async with Running(Engine([source], [sink])) as run:
+        async with Running(Engine([source], [sink], published_index=True)) as run:
             await source.started()
             await wait_until(lambda: sink.ready and sink._live, 30, "sink connected, synced")
             info = await observer.jsm().stream_info(STREAM)
@@ -189,6 +191,10 @@ async def test_kill_9_stream_leader_and_connected_node_during_churn_loses_nothin
         await asyncio.to_thread(cluster.wait_meta_leader)  # all three nodes back, one leader
         await wait_stream_leader(observer, STREAM, current=2)
         stored = await read_stream(observer, STREAM)
+        # the published index, in a bucket with 3 replicas too, went through the same kills
+        index_info = await observer.jsm().stream_info("KV_meshsync-index")
+        assert index_info.config.num_replicas == 3
+        indexed = await index_versions(observer)
     finally:
         stop.set()
         await observer.close()
@@ -201,6 +207,19 @@ async def test_kill_9_stream_leader_and_connected_node_during_churn_loses_nothin
     assert not missing, f"{len(missing)} of {len(sent)} changes missing, e.g. {sorted(missing)[:5]}"
     assert set(stored) == set(sent)
     assert per_object(stored) == per_object(sent), "per-object order differs"
+    assert indexed == source.versions(), "the index differs from what was last published"
+
+
+async def index_versions(nc: nats.NATS) -> dict[str, str]:
+    """uid -> resourceVersion as the published index bucket holds them."""
+    kv = await nc.jetstream().key_value("meshsync-index")
+    versions = {}
+    for key in await kv.keys():
+        if key.startswith("_meshsync."):
+            continue
+        entry = await kv.get(key)
+        versions[key.split(".", 1)[1]] = IndexRecord.decode(entry.value).resource_version
+    return versions
 
 
 class _LeaderChangeMidBatch:

@@ -8,7 +8,8 @@ stream does.
 
 Writes are plain publishes to the bucket's subjects (``$KV.<bucket>.<key>``), not one
 acknowledged ``put`` per key: a batch of 100,000 records costs what publishing them costs, and
-one acknowledged write of the format key behind them tells that the bucket is there. Deleted
+acknowledged writes of the format key before and after them tell, by the stream sequence,
+whether the bucket stored all of them (a batch with losses is written again). Deleted
 objects leave delete markers; markers older than an hour are purged at every start.
 """
 
@@ -33,6 +34,10 @@ _KEY_UNSAFE = re.compile(r"[^-/_=a-zA-Z0-9]")
 #: Delete markers older than this are purged at start (a newer one may still be read by a
 #: replica that is loading right now).
 PURGE_DELETES_AFTER = 3600
+
+
+class IndexWriteIncomplete(Exception):
+    """Some writes of a batch did not reach the bucket."""
 
 
 def _token(text: str) -> str:
@@ -143,14 +148,24 @@ class KvIndexStore(IndexStore):
         prefix = f"$KV.{self.bucket}.{_token(partition)}."
         publish = self.nc.publish
         deleted = {"KV-Operation": "DEL"}
+        # Two acknowledged writes of the format key around the batch: the stream sequence
+        # between them tells whether the stream stored every plain publish in between (a stream
+        # leader dying mid-batch drops some silently).
+        before = await kv.put(FORMAT_KEY, FORMAT)
         for uid, record in changes.items():
             # Plain publishes into the bucket's stream: no round trip per key.
             if record is None:
                 await publish(prefix + _token(uid), b"", headers=deleted)
             else:
                 await publish(prefix + _token(uid), record.encode())
-        # Acknowledged, and behind the others on the same connection: the bucket took them.
-        await kv.put(FORMAT_KEY, FORMAT)
+        after = await kv.put(FORMAT_KEY, FORMAT)
+        stored = after - before - 1
+        if stored < len(changes):
+            # Raised: the whole batch is written again (the same values: idempotent).
+            raise IndexWriteIncomplete(
+                f"the bucket stored {max(stored, 0)} of {len(changes)} writes "
+                "(a stream leader change?)"
+            )
 
     async def clear(self, partition: str) -> None:
         kv = await self._bucket()
