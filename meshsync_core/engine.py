@@ -413,7 +413,7 @@ class Engine:
         if store is None:
             log.debug("no published index: no sink keeps one (see --published-index-file)")
             return
-        self.index = PublishedIndex(store)
+        self.index = PublishedIndex(store, hold=self.synced)
         self.index_sink = owner.sink
         if not owner.sink.confirms_publication:
             owner.index = self.index

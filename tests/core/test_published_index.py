@@ -289,3 +289,27 @@ async def test_the_index_has_metrics(tmp_path: Path) -> None:
     assert "meshsync_published_index_written_total 3.0" in text
     assert "meshsync_published_index_write_failures_total 0.0" in text
     assert "meshsync_published_index_pending 0.0" in text
+
+
+async def test_writes_wait_for_the_initial_sync_unless_a_batch_is_full() -> None:
+    store = MemoryStore()
+    synced = asyncio.Event()
+    index = PublishedIndex(store, flush_interval=0.01, batch_limit=5, hold=synced)
+    index.record([make_event(name=f"pod-{i}", cluster_id="c1") for i in range(3)])
+    for _ in range(5):  # several flush intervals: held, nothing written
+        await asyncio.sleep(0.01)
+    assert store.writes == []
+    index.record([make_event(name=f"more-{i}", cluster_id="c1") for i in range(2)])  # 5: full
+    for _ in range(100):
+        if store.writes:
+            break
+        await asyncio.sleep(0.01)
+    assert len(store.writes) == 1 and len(store.writes[0]) == 5
+    synced.set()
+    index.record([make_event(name="after", cluster_id="c1")])
+    for _ in range(100):
+        if len(store.writes) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert len(store.writes) == 2  # after the sync: every interval
+    await index.close()

@@ -16,13 +16,16 @@ objects leave delete markers; markers older than an hour are purged at every sta
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
@@ -38,6 +41,26 @@ PURGE_DELETES_AFTER = 3600
 
 class IndexWriteIncomplete(Exception):
     """Some writes of a batch did not reach the bucket."""
+
+
+#: Records per block handed to nats-py at once (about 170 KB).
+_CHUNK = 1000
+_DELETE_HEADERS = b"NATS/1.0\r\nKV-Operation: DEL\r\n\r\n"
+
+
+def _pub_block(prefix: str, items: list[tuple[str, IndexRecord | None]]) -> bytes:
+    """The NATS protocol for publishing these records (PUB, or HPUB with the KV delete header),
+    exactly what ``publish`` would write for each; subjects are made of safe tokens."""
+    parts: list[bytes] = []
+    hdr_len = len(_DELETE_HEADERS)
+    for uid, record in items:
+        subject = (prefix + _token(uid)).encode()
+        if record is None:
+            parts.append(b"HPUB %s %d %d\r\n%s\r\n" % (subject, hdr_len, hdr_len, _DELETE_HEADERS))
+        else:
+            payload = record.encode()
+            parts.append(b"PUB %s %d\r\n%s\r\n" % (subject, len(payload), payload))
+    return b"".join(parts)
 
 
 def _token(text: str) -> str:
@@ -56,11 +79,13 @@ class KvIndexStore(IndexStore):
         *,
         connected: Callable[[], Awaitable[bool]],
         log: logging.Logger,
+        purge_deletes_after: float = PURGE_DELETES_AFTER,
     ) -> None:
         self.nc = nc
         self.bucket = bucket
         self.replicas = replicas
         self._connected = connected
+        self.purge_deletes_after = purge_deletes_after
         self.log = log
         self.description = f"JetStream key-value bucket {bucket!r}"
         self._kv: KeyValue | None = None
@@ -120,26 +145,78 @@ class KvIndexStore(IndexStore):
                 raise IndexUnusable(f"bucket {self.bucket!r} is not a MeshSync index (version 1)")
             await kv.put(FORMAT_KEY, FORMAT)
             return {}
-        records: dict[str, IndexRecord] = {}
-        watcher = await kv.watch(f"{_token(partition)}.>", ignore_deletes=True)
-        try:
-            prefix = len(_token(partition)) + 1
-            while True:
-                entry = await watcher.updates(timeout=30.0)
-                if entry is None:  # the initial values are done
-                    break
-                if entry.value is None or entry.operation is not None:
-                    continue  # a delete or purge marker
-                records[entry.key[prefix:]] = IndexRecord.decode(entry.value)
-        finally:
-            await watcher.stop()
-        if self._purger is None:
-            self._purger = asyncio.create_task(self._purge_deletes(kv), name="nats:index-purge")
+        records, markers = await self._read_all(_token(partition))
+        if markers and self._purger is None:
+            self._purger = asyncio.create_task(self._purge(markers), name="nats:index-purge")
         return records
 
-    async def _purge_deletes(self, kv: KeyValue) -> None:
+    async def _read_all(self, partition: str) -> tuple[dict[str, IndexRecord], list[Msg]]:
+        """Every live key of the partition through one ephemeral push consumer (last value per
+        key, no acks): about 4x faster than nats-py's ``KeyValue.watch``, which builds an
+        ``Entry`` and goes through a queue per key."""
+        prefix = f"$KV.{self.bucket}.{partition}."
+        records: dict[str, IndexRecord] = {}
+        markers: list[Msg] = []
+        done = asyncio.get_running_loop().create_future()
+        expected = [-1]
+        received = [0]
+        cut = len(prefix)
+        decode = IndexRecord.decode
+
+        async def on_message(msg: Msg) -> None:
+            received[0] += 1
+            if msg.headers:  # a delete or purge marker carries a KV-Operation header
+                markers.append(msg)
+            else:
+                try:
+                    records[msg.subject[cut:]] = decode(msg.data)
+                except IndexUnusable as exc:
+                    if not done.done():
+                        done.set_exception(exc)
+            if received[0] == expected[0] and not done.done():
+                done.set_result(None)
+
+        inbox = self.nc.new_inbox()
+        sub = await self.nc.subscribe(inbox, cb=on_message, pending_msgs_limit=-1,
+                                      pending_bytes_limit=-1)  # fmt: skip
+        jsm = self.nc.jsm()
+        stream = f"KV_{self.bucket}"
+        consumer = None
         try:
-            await kv.purge_deletes(olderthan=PURGE_DELETES_AFTER)
+            consumer = await jsm.add_consumer(
+                stream,
+                deliver_subject=inbox,
+                deliver_policy=js_api.DeliverPolicy.LAST_PER_SUBJECT,
+                ack_policy=js_api.AckPolicy.NONE,
+                filter_subject=prefix + ">",
+                inactive_threshold=60.0,  # gone by itself should this process die meanwhile
+            )
+            expected[0] = consumer.num_pending or 0
+            if received[0] >= expected[0] and not done.done():
+                done.set_result(None)
+            while not done.done():
+                before = received[0]
+                await asyncio.wait([done], timeout=30.0)
+                if not done.done() and received[0] == before:
+                    raise IndexUnusable(f"reading the bucket stalled at {before} of {expected[0]}")
+            done.result()
+        finally:
+            await sub.unsubscribe()
+            if consumer is not None:
+                with contextlib.suppress(Exception):
+                    await jsm.delete_consumer(stream, consumer.name)
+        return records, markers
+
+    async def _purge(self, markers: list[Msg]) -> None:
+        """Purge delete markers older than an hour (not nats-py's ``purge_deletes``: it leaves
+        its watcher running, which then queues every later write of the bucket in memory)."""
+        jsm = self.nc.jsm()
+        stream = f"KV_{self.bucket}"
+        now = time.time()
+        try:
+            for msg in markers:
+                if now - msg.metadata.timestamp.timestamp() >= self.purge_deletes_after:
+                    await jsm.purge_stream(stream, subject=msg.subject)
         except Exception as exc:  # a housekeeping miss: the markers are purged next start
             self.log.debug("published index: purging old delete markers failed: %s", exc)
 
@@ -152,12 +229,23 @@ class KvIndexStore(IndexStore):
         # between them tells whether the stream stored every plain publish in between (a stream
         # leader dying mid-batch drops some silently).
         before = await kv.put(FORMAT_KEY, FORMAT)
-        for uid, record in changes.items():
-            # Plain publishes into the bucket's stream: no round trip per key.
-            if record is None:
-                await publish(prefix + _token(uid), b"", headers=deleted)
-            else:
-                await publish(prefix + _token(uid), record.encode())
+        send = getattr(self.nc, "_send_command", None)
+        if send is None:  # a nats-py without it: one publish per key (4x slower)
+            for uid, record in changes.items():
+                if record is None:
+                    await publish(prefix + _token(uid), b"", headers=deleted)
+                else:
+                    await publish(prefix + _token(uid), record.encode())
+        else:
+            items = list(changes.items())
+            for start in range(0, len(items), _CHUNK):
+                if not self.nc.is_connected:
+                    raise IndexWriteIncomplete("disconnected from NATS")
+                # Plain publishes into the bucket's stream, written into nats-py's output
+                # buffer as one block: no round trip per key and no coroutine per key (26 -> 6
+                # us per record on the machine of docs/performance.md).
+                await send(_pub_block(prefix, items[start : start + _CHUNK]))
+            await self.nc.flush()
         after = await kv.put(FORMAT_KEY, FORMAT)
         stored = after - before - 1
         if stored < len(changes):
