@@ -341,7 +341,8 @@ class Engine:
             await asyncio.gather(*source_tasks, return_exceptions=True)
             await self._drain_sinks()
             if self.index is not None:
-                await self.index.flush()  # while the sinks' connections are still open
+                # while the sinks' connections are still open
+                await self.index.flush(retry_for=min(10.0, self.shutdown_timeout))
             await self._close_all()
             if self.index is not None:
                 await self.index.close()

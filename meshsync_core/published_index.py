@@ -229,8 +229,17 @@ class PublishedIndex:
                 continue  # the initial sync goes first (see the class docstring)
             await self.flush()
 
-    async def flush(self) -> None:
-        """Write everything recorded so far (a failed write is kept for the next one)."""
+    async def flush(self, *, retry_for: float = 0.0) -> None:
+        """Write everything recorded so far (a failed write is kept for the next one); with
+        ``retry_for``, keep trying that many seconds (at shutdown, while a JetStream stream
+        elects a new leader)."""
+        deadline = time.monotonic() + retry_for
+        await self._flush_once()
+        while self._pending and self.enabled and time.monotonic() < deadline:
+            await asyncio.sleep(0.25)
+            await self._flush_once()
+
+    async def _flush_once(self) -> None:
         async with self._write_lock:
             if not self._pending or not self.enabled:
                 return

@@ -22,13 +22,15 @@ TIMING = ["--leader-elect-lease-duration", "3s", "--leader-elect-renew-deadline"
           "--leader-elect-retry-period", "0.5s"]  # fmt: skip
 
 
-def _replica(tmp_path: Path, kubeconfig: Path, nats_url: str, name: str) -> subprocess.Popen:
+def _replica(
+    tmp_path: Path, kubeconfig: Path, nats_url: str, name: str, timing: list[str] = TIMING
+) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MESHSYNC_")}
     env.update(POD_NAME=name, MESHSYNC_HEALTH_PORT="0")
     return subprocess.Popen(
         [sys.executable, "-m", "meshsync_core", "run", "--kubeconfig", str(kubeconfig),
          "--output", "nats", "--broker-url", nats_url, "--leader-elect",
-         "--leader-elect-namespace", "default", *TIMING],
+         "--leader-elect-namespace", "default", *timing],
         cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
 

@@ -15,13 +15,14 @@ import nats
 import nats.js.errors
 import pytest
 from meshsync_nats import wire
+from meshsync_nats.index_store import KvIndexStore
 from meshsync_nats.sink import NatsSink
 from nats.js import api as js_api
 
 from meshsync_core import ConfigError, Engine
-from meshsync_core.published_index import IndexRecord
 from tests.nats.cluster import NatsCluster, wait_stream_leader
 from tests.nats.helpers import (
+    CLUSTER_ID,
     ModelSource,
     Running,
     log_lines,
@@ -192,9 +193,10 @@ async def test_kill_9_stream_leader_and_connected_node_during_churn_loses_nothin
         await wait_stream_leader(observer, STREAM, current=2)
         stored = await read_stream(observer, STREAM)
         # the published index, in a bucket with 3 replicas too, went through the same kills
+        await wait_stream_leader(observer, "KV_meshsync-index", current=2)  # caught up too
         index_info = await observer.jsm().stream_info("KV_meshsync-index")
         assert index_info.config.num_replicas == 3
-        indexed = await index_versions(observer)
+        indexed = await index_versions(observer, source.versions())
     finally:
         stop.set()
         await observer.close()
@@ -210,16 +212,26 @@ async def test_kill_9_stream_leader_and_connected_node_during_churn_loses_nothin
     assert indexed == source.versions(), "the index differs from what was last published"
 
 
-async def index_versions(nc: nats.NATS) -> dict[str, str]:
-    """uid -> resourceVersion as the published index bucket holds them."""
-    kv = await nc.jetstream().key_value("meshsync-index")
-    versions = {}
-    for key in await kv.keys():
-        if key.startswith("_meshsync."):
-            continue
-        entry = await kv.get(key)
-        versions[key.split(".", 1)[1]] = IndexRecord.decode(entry.value).resource_version
+async def index_versions(nc: nats.NATS, wanted: dict[str, str]) -> dict[str, str]:
+    """uid -> resourceVersion as the published index bucket holds them, once they equal
+    ``wanted`` or after 30 s: reads may be served by a replica still catching up."""
+    store = KvIndexStore(nc, "meshsync-index", 3, connected=_true, log=logging.getLogger("t"))
+    versions: dict[str, str] = {}
+    for _ in range(150):
+        try:
+            records = await store.load(CLUSTER_ID)
+        except Exception:  # the bucket's leader is still being elected
+            records = {}
+        versions = {uid: record.resource_version for uid, record in records.items()}
+        if versions == wanted:
+            break
+        await asyncio.sleep(0.2)
+    await store.close()
     return versions
+
+
+async def _true() -> bool:
+    return True
 
 
 class _LeaderChangeMidBatch:
