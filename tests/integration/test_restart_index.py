@@ -11,6 +11,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,109 +89,107 @@ def cluster(tmp_path: Path):
         yield server, server.write_kubeconfig(tmp_path / "kubeconfig")
 
 
-async def _first_run_then_kill(
-    tmp_path: Path, server: FakeApiServer, kubeconfig: Path, url: str, sub: Subscriber
-) -> None:
-    first = _start(tmp_path, kubeconfig, url)
-    try:
-        await wait_until(lambda: _picture(sub) == _cluster(server), 30, "the first run's sync")
-        await wait_indexed(url, set(_cluster(server)))
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=10)
-    finally:
-        _stop(first)
+@dataclass
+class Killed:
+    """A first run published everything, its index is complete, and it was SIGKILLed; the
+    subscriber stays connected."""
+
+    server: FakeApiServer
+    kubeconfig: Path
+    url: str
+    sub: Subscriber
+    workdir: Path
+
+    async def restart(
+        self,
+        done: Callable[[], bool],
+        what: str,
+        *flags: str,
+        then: Callable[[], Awaitable[None]] | None = None,
+    ) -> tuple[list[dict[str, Any]], str]:
+        """Start meshsync again until ``done`` (and ``then`` returned); the messages it
+        published and its stderr."""
+        heard = len(self.sub.messages)
+        second = _start(self.workdir, self.kubeconfig, self.url, *flags)
+        try:
+            await wait_until(done, 30, what)
+            if then is not None:
+                await then()
+        finally:
+            err = _stop(second)
+        return self.sub.messages[heard:], err
+
+    def everything_again(self) -> Callable[[], bool]:
+        heard, total = len(self.sub.messages), len(_cluster(self.server))
+        return lambda: len(self.sub.messages) >= heard + total
 
 
-async def test_sigkill_then_restart_emits_only_what_changed_meanwhile(
-    tmp_path: Path, cluster
-) -> None:
+@pytest.fixture
+async def killed(tmp_path: Path, cluster) -> AsyncIterator[Killed]:
     server, kubeconfig = cluster
     with NatsServer(tmp_path / "nats", jetstream=True) as nats_server:
         sub = Subscriber()
         await sub.connect(nats_server.url)
         try:
-            await _first_run_then_kill(tmp_path, server, kubeconfig, nats_server.url, sub)
-            gone, changed, added = _churn_while_down(server)
-            seen_before = len(sub.messages)
-            second = _start(tmp_path, kubeconfig, nats_server.url)
+            first = _start(tmp_path, kubeconfig, nats_server.url)
             try:
                 await wait_until(
-                    lambda: _picture(sub) == _cluster(server), 30, "the restart's diff"
+                    lambda: _picture(sub) == _cluster(server), 30, "the first run's sync"
                 )
-                await wait_until(lambda: len(sub.messages) >= seen_before + 3, 10, "3 changes")
+                await wait_indexed(nats_server.url, set(_cluster(server)))
+                first.send_signal(signal.SIGKILL)
+                first.wait(timeout=10)
             finally:
-                err = _stop(second)
-            after = sub.messages[seen_before:]
-            changes = {(m["EventType"], m["Object"]["metadata"]["uid"]) for m in after}
-            assert ("DELETED", gone["metadata"]["uid"]) in changes
-            assert ("MODIFIED", changed["metadata"]["uid"]) in changes
-            assert ("ADDED", added["metadata"]["uid"]) in changes
-            # nothing else: the unchanged objects are not announced again
-            assert len(after) == 3, [
-                (m["EventType"], m["Object"]["metadata"]["name"]) for m in after
-            ]
-            assert "published index" in err and "Traceback" not in err
+                _stop(first)
+            yield Killed(server, kubeconfig, nats_server.url, sub, tmp_path)
         finally:
             await sub.close()
+
+
+async def test_sigkill_then_restart_emits_only_what_changed_meanwhile(killed: Killed) -> None:
+    gone, changed, added = _churn_while_down(killed.server)
+    after, err = await killed.restart(
+        lambda: _picture(killed.sub) == _cluster(killed.server) and len(killed.sub.messages) >= 3,
+        "the restart's diff",
+    )
+    changes = sorted((m["EventType"], m["Object"]["metadata"]["uid"]) for m in after)
+    # exactly these: the unchanged objects are not announced again
+    assert changes == sorted([
+        ("DELETED", gone["metadata"]["uid"]),
+        ("MODIFIED", changed["metadata"]["uid"]),
+        ("ADDED", added["metadata"]["uid"]),
+    ]), err  # fmt: skip
+    assert "published index" in err and "Traceback" not in err
 
 
 async def test_without_the_index_a_restart_reannounces_everything_as_go_does(
-    tmp_path: Path, cluster
+    killed: Killed,
 ) -> None:
-    server, kubeconfig = cluster
-    with NatsServer(tmp_path / "nats", jetstream=True) as nats_server:
-        sub = Subscriber()
-        await sub.connect(nats_server.url)
-        try:
-            await _first_run_then_kill(tmp_path, server, kubeconfig, nats_server.url, sub)
-            gone, _changed, _added = _churn_while_down(server)
-            seen_before = len(sub.messages)
-            second = _start(tmp_path, kubeconfig, nats_server.url, "--no-published-index")
-            try:
-                total = len(_cluster(server))
-                await wait_until(
-                    lambda: len(sub.messages) >= seen_before + total, 30, "the re-announcement"
-                )
-            finally:
-                _stop(second)
-            after = sub.messages[seen_before:]
-            assert {m["EventType"] for m in after} == {"ADDED"}
-            # Go's hole, kept behind the flag: the delete made while down is never heard of
-            assert gone["metadata"]["uid"] in sub.view
-        finally:
-            await sub.close()
+    gone, _changed, _added = _churn_while_down(killed.server)
+    after, _err = await killed.restart(
+        killed.everything_again(), "the re-announcement", "--no-published-index"
+    )
+    assert {m["EventType"] for m in after} == {"ADDED"}
+    # Go's hole, kept behind the flag: the delete made while down is never heard of
+    assert gone["metadata"]["uid"] in killed.sub.view
 
 
-async def test_a_corrupt_index_is_one_warning_and_the_old_behaviour(
-    tmp_path: Path, cluster
-) -> None:
-    server, kubeconfig = cluster
-    with NatsServer(tmp_path / "nats", jetstream=True) as nats_server:
-        sub = Subscriber()
-        await sub.connect(nats_server.url)
-        try:
-            await _first_run_then_kill(tmp_path, server, kubeconfig, nats_server.url, sub)
-            nc = await nats.connect(nats_server.url)
-            try:
-                kv = await nc.jetstream().key_value(BUCKET)
-                key = next(k for k in await kv.keys() if k != FORMAT_KEY)
-                await kv.put(key, b"\x00not a record")
-            finally:
-                await nc.close()
-            seen_before = len(sub.messages)
-            second = _start(tmp_path, kubeconfig, nats_server.url)
-            try:
-                total = len(_cluster(server))
-                await wait_until(
-                    lambda: len(sub.messages) >= seen_before + total, 30, "the re-announcement"
-                )
-                await wait_indexed(nats_server.url, set(_cluster(server)))  # rebuilt
-            finally:
-                err = _stop(second)
-            after = sub.messages[seen_before:]
-            assert {m["EventType"] for m in after} == {"ADDED"}
-            warnings = [line for line in err.splitlines() if "cannot be used" in line]
-            assert len(warnings) == 1, err
-            assert "Traceback" not in err
-        finally:
-            await sub.close()
+async def test_a_corrupt_index_is_one_warning_and_the_old_behaviour(killed: Killed) -> None:
+    nc = await nats.connect(killed.url)
+    try:
+        kv = await nc.jetstream().key_value(BUCKET)
+        key = next(k for k in await kv.keys() if k != FORMAT_KEY)
+        await kv.put(key, b"\x00not a record")
+    finally:
+        await nc.close()
+
+    async def rebuilt() -> None:  # from what this run published
+        await wait_indexed(killed.url, set(_cluster(killed.server)))
+
+    after, err = await killed.restart(
+        killed.everything_again(), "the re-announcement", then=rebuilt
+    )
+    assert {m["EventType"] for m in after} == {"ADDED"}
+    warnings = [line for line in err.splitlines() if "cannot be used" in line]
+    assert len(warnings) == 1, err
+    assert "Traceback" not in err

@@ -15,6 +15,7 @@ from meshsync_core import Engine, EventType, Options
 from meshsync_core.testing import CaptureSink
 
 from .conftest import FAST, fold, rv_view, server_view
+from .test_discovery_live import _gadget_crd
 
 RESOURCES = [("configmaps", ""), ("pods", ""), ("services", "")]
 
@@ -86,21 +87,6 @@ async def test_a_resource_forbidden_at_restart_keeps_its_objects(
     assert _changes(third) == []  # still known as published: nothing to say
 
 
-def _gadget_crd() -> dict[str, Any]:
-    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": "gadgets.example.org"},
-        "spec": {
-            "group": "example.org",
-            "scope": "Namespaced",
-            "names": {"plural": "gadgets", "singular": "gadget", "kind": "Gadget"},
-            "versions": [{"name": "v1", "served": True, "storage": True, "schema": schema}],
-        },
-    }
-
-
 async def test_custom_resources_of_a_crd_deleted_while_down_are_deleted(
     server: FakeApiServer, kubeconfig: Path, tmp_path: Path
 ) -> None:
@@ -108,7 +94,7 @@ async def test_custom_resources_of_a_crd_deleted_while_down_are_deleted(
     server.create(_gadget_crd())
     for name in ("g1", "g2"):
         server.create(
-            {"apiVersion": "example.org/v1", "kind": "Gadget",
+            {"apiVersion": "example.org/v2", "kind": "Gadget",
              "metadata": {"name": name, "namespace": "default"}}
         )  # fmt: skip
     index = tmp_path / "index"
@@ -119,7 +105,7 @@ async def test_custom_resources_of_a_crd_deleted_while_down_are_deleted(
     gadgets = [(e.type, e.name) for e in second.events if e.resource.plural == "gadgets"]
     assert sorted(gadgets) == [(EventType.DELETED, "g1"), (EventType.DELETED, "g2")]
     deleted = next(e for e in second.events if e.resource.plural == "gadgets")
-    assert deleted.object["apiVersion"] == "example.org/v1"
+    assert deleted.object["apiVersion"] == "example.org/v2"
     assert deleted.object["kind"] == "Gadget"
     # they belong to the initial sync: delivered before on_synced
     assert second.synced_after is not None
