@@ -82,11 +82,11 @@ def build_engine(
     sinks = []
     seen: set[type[Component]] = set()
     for name in output_names:
-        cls = manager.sinks.get(name)
-        if cls in seen:  # `--output nats --output broker` names one sink twice
+        sink_cls = manager.sinks.get(name)
+        if sink_cls in seen:  # `--output nats --output broker` names one sink twice
             continue
-        if cls is not None:
-            seen.add(cls)
+        if sink_cls is not None:
+            seen.add(sink_cls)
         sinks.append(build(_instantiate, manager, "sink", name, options))
     if problems:
         raise problems[0] if len(problems) == 1 else CombinedError(problems)

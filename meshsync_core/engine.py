@@ -15,13 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from meshsync_core.components import Sink, Source, Transform
 from meshsync_core.errors import MeshSyncError, StartupError
@@ -315,9 +317,12 @@ class Engine:
         removers = self._install_signal_handlers() if self.handle_signals else []
         try:
             stop_wait = asyncio.create_task(self._stop_requested.wait())
-            sources_done = asyncio.gather(*source_tasks, return_exceptions=True)
+            sources_done: asyncio.Future[list[Any]] = asyncio.gather(
+                *source_tasks, return_exceptions=True
+            )
+            waited: list[asyncio.Future[Any]] = [stop_wait, sources_done]
             await asyncio.wait(
-                [stop_wait, sources_done],
+                waited,
                 timeout=self.stop_after,
                 return_when=asyncio.FIRST_COMPLETED,
             )
@@ -421,7 +426,8 @@ class Engine:
         log.info("published index: %s, following sink %r", store.description, owner.name)
 
     async def _close_all(self) -> None:
-        for component in [*self.sources, *(lane.sink for lane in self.lanes)]:
+        components: list[Source | Sink] = [*self.sources, *(lane.sink for lane in self.lanes)]
+        for component in components:
             try:
                 await component.close()
             except MeshSyncError as exc:  # the component could not finish its job: say why
@@ -540,15 +546,15 @@ class Engine:
                 *(lane.task for lane in lanes if lane.task), return_exceptions=True
             )
 
-    def _install_signal_handlers(self) -> list[object]:
+    def _install_signal_handlers(self) -> list[Callable[[], object]]:
         loop = asyncio.get_running_loop()
-        removers = []
+        removers: list[Callable[[], object]] = []
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(
                     signum, self.stop, f"received {signal.Signals(signum).name}"
                 )
-                removers.append(lambda s=signum: loop.remove_signal_handler(s))
+                removers.append(functools.partial(loop.remove_signal_handler, signum))
         return removers
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class MeshSyncError(Exception):
     """Base class: the message is shown to the user as it is, on one line."""
@@ -25,7 +27,7 @@ class CombinedError(MeshSyncError):
     """Several problems found together (every component's options are checked before any
     starts), in the order they were found: the CLI prints one line per problem."""
 
-    def __init__(self, errors: list[MeshSyncError]) -> None:
+    def __init__(self, errors: Sequence[MeshSyncError]) -> None:
         super().__init__("; ".join(str(error) for error in errors))
         self.errors = list(errors)
         self.exit_code = max(error.exit_code for error in errors)

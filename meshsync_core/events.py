@@ -9,6 +9,7 @@ decoded only if somebody reads it.
 
 from __future__ import annotations
 
+import builtins
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -215,7 +216,7 @@ class Event:
             self._raw = bytes(raw)
         return self
 
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: builtins.object) -> bool:  # `object` is the property here
         if not isinstance(other, Event):
             return NotImplemented
         return (

@@ -146,7 +146,7 @@ class EngineCollector(Collector):
         yield from self._component_metrics()
 
     def _component_metrics(self) -> Iterator[Metric]:
-        families: dict[str, Metric] = {}
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
         components = [*self.engine.sources, *self.engine.transforms]
         components += [lane.sink for lane in self.engine.lanes]
         for component in components:

@@ -171,9 +171,11 @@ class PublishedIndex:
         try:
             records = await self.store.load(partition)
         except IndexUnusable as exc:
-            return await self._unusable(partition, str(exc), exc.reachable)
+            await self._unusable(partition, str(exc), exc.reachable)
+            return None
         except Exception as exc:  # a store bug or an I/O error: the run goes on without
-            return await self._unusable(partition, f"{type(exc).__name__}: {exc}", True)
+            await self._unusable(partition, f"{type(exc).__name__}: {exc}", True)
+            return None
         log.info(
             "published index: %d object(s) of partition %s read from %s in %.2fs",
             len(records), partition, self.store.description, time.monotonic() - started,
@@ -181,19 +183,20 @@ class PublishedIndex:
         return records
 
     async def _unusable(self, partition: str, why: str, reachable: bool) -> None:
+        """One warning; clear what is ours so that this run rebuilds it. The caller then
+        behaves as without an index."""
         log.warning(
             "published index in %s cannot be used (%s): announcing every object as ADDED, "
             "as without an index", self.store.description, why,
         )  # fmt: skip
         if not reachable:
             self.enabled = False  # nothing could be written there either
-            return None
+            return
         try:
             await self.store.clear(partition)  # rebuilt from what this run publishes
         except Exception as exc:
             log.warning("published index: cannot clear %s (%s): not keeping it", partition, exc)
             self.enabled = False
-        return None
 
     def record(self, events: Iterable[Event]) -> None:
         """Note events as published (changes only; markers and uid-less objects are skipped)."""

@@ -131,7 +131,7 @@ _GO_LONG_FLAG = re.compile(r"^-[A-Za-z][A-Za-z0-9_-]+(=.*)?$")
 
 def normalise_go_flags(argv: list[str]) -> list[str]:
     """Turn Go-style single-dash long flags (``-stopAfter=8s``) into ``--stopAfter=8s``."""
-    out = []
+    out: list[str] = []
     for arg in argv:
         if arg == "--":
             out.extend(argv[len(out) :])

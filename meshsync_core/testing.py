@@ -213,7 +213,7 @@ class CaptureSink(Sink):
         name: str | None = None,
     ) -> None:
         if name:
-            self.name = name
+            self.name = name  # type: ignore[misc]  # per instance: several side by side
         super().__init__(options or Options())
         self.events: list[Event] = []
         self.batches = 0

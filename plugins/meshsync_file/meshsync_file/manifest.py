@@ -207,7 +207,7 @@ def for_apply(manifest: dict[str, Any]) -> dict[str, Any]:
         out.pop("data", None)
         out.pop("stringData", None)
     elif kind == "Secret" and isinstance(out.get("data"), dict):
-        secret_type = manifest.get("type")
+        secret_type = str(manifest.get("type") or "")
         out["data"] = {
             k: REDACTED_JSON.get((secret_type, k), REDACTED_BASE64) if v == REDACTED else v
             for k, v in out["data"].items()

@@ -58,7 +58,7 @@ def _object_key(event: Event, obj: dict[str, Any]) -> str:
     return f"{obj.get('apiVersion')}/{obj.get('kind')}/{event.namespace}/{event.name}"
 
 
-def _describe_os_error(exc: OSError, what: str, path: Path) -> str:
+def _describe_os_error(exc: OSError, what: str, path: Path | None) -> str:
     if exc.errno == errno.ENOSPC:
         return f"file: no space left on the device writing {what} {str(path)!r}"
     if exc.errno in (errno.EACCES, errno.EPERM):

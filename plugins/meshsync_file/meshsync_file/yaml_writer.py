@@ -326,7 +326,7 @@ def _load_c_writer() -> Callable[[dict[Any, Any]], str] | None:
     _cwriter.setup(
         _key_cache, _value_cache, _key_text, _str_text, _block_text, _normalize, render_scalar
     )
-    return _cwriter.dump_map  # type: ignore[no-any-return]
+    return _cwriter.dump_map
 
 
 _c_dump_map = _load_c_writer()

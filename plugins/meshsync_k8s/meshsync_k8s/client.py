@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
@@ -226,7 +226,7 @@ class ApiClient:
 
     async def list_pages(
         self, path: str, params: Mapping[str, Any] | None = None, limit: int = DEFAULT_PAGE_SIZE
-    ) -> AsyncIterator[ListPage]:
+    ) -> AsyncGenerator[ListPage, None]:
         """Yield each page of a paginated list, its items as undecoded JSON slices.
 
         The next page is requested as soon as the current one is split, so the server
@@ -346,7 +346,7 @@ class ApiClient:
         params: Mapping[str, Any],
         *,
         inactivity_timeout: float,
-    ) -> AsyncIterator[tuple[str, Any]]:
+    ) -> AsyncGenerator[tuple[str, Any], None]:
         """Yield ``(type, raw object JSON)`` from a watch stream until the server ends it.
 
         A line that is not a watch event is yielded as ``("MALFORMED", what is wrong)``.

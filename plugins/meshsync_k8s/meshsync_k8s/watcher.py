@@ -652,7 +652,7 @@ class ResourceWatcher:
         elif etype == "DELETED":
             ident = self.identify(raw)
             known = ident is not None and self.state.pop(ident[0], None) is not None
-            if known and DELETED in self.events:
+            if known and ident is not None and DELETED in self.events:
                 await self.emit(self._event(DELETED, raw, ident))
         elif etype == "BOOKMARK":
             pass
