@@ -19,9 +19,12 @@ import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import click
+
 from meshsync_core.components import Component, Options, Sink, Source, Transform
 from meshsync_core.engine import Engine, RunResult
 from meshsync_core.errors import CombinedError, ConfigError, MeshSyncError, StartupError
+from meshsync_core.options import parse_params, run_parameters
 from meshsync_core.plugin_manager import Kind, PluginManager
 from meshsync_core.settings import as_list
 
@@ -34,9 +37,8 @@ def resolve_options(manager: PluginManager, values: Mapping[str, Any] | None = N
 
     Values go through the same click types as command-line flags, so ``stop_after="8s"`` works.
     """
-    from meshsync_core.cli import build_run_command, parse_params
-
-    return Options(parse_params(build_run_command(manager), [], values or {}))
+    command = click.Command("run", params=run_parameters(manager))
+    return Options(parse_params(command, [], values or {}))
 
 
 def _instantiate(manager: PluginManager, kind: Kind, name: str, options: Options) -> Component:

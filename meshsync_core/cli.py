@@ -8,11 +8,10 @@ therefore read first, straight from argv and the environment.
 from __future__ import annotations
 
 import asyncio
-import difflib
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import click
@@ -22,12 +21,16 @@ from meshsync_core.api import build_engine, serve
 from meshsync_core.components import Options
 from meshsync_core.engine import RunResult
 from meshsync_core.errors import CombinedError, ConfigError, MeshSyncError
-from meshsync_core.health import health_options
 from meshsync_core.interrupts import Interrupted, SignalControl
 from meshsync_core.logs import LEVELS, configure_logging, effective_level
+from meshsync_core.options import (
+    CONFIG_ONLY_KEYS,
+    did_you_mean,
+    normalise_defaults,
+    run_parameters,
+)
 from meshsync_core.plugin_manager import PluginManager, disabled_from_env
 from meshsync_core.settings import (
-    Duration,
     as_list,
     find_arg,
     find_config_arg,
@@ -35,85 +38,10 @@ from meshsync_core.settings import (
     normalise_go_flags,
 )
 
-#: Settings a config file may hold that are not ``run`` options.
-_CONFIG_ONLY_KEYS = {"disable_plugins"}
-
-
-def core_options() -> list[click.Option]:
-    """The options the core owns; every other option comes from a plugin."""
-    return [
-        click.Option(
-            ["--source", "-s"],
-            multiple=True,
-            help="Source to read from (default: k8s). Repeatable.",
-        ),
-        click.Option(
-            ["--output", "-o"],
-            multiple=True,
-            help="Sink to deliver to: any installed sink, 'broker' = 'nats' (default: nats). "
-            "Repeatable, or comma-separated.",
-        ),
-        click.Option(
-            ["--stop-after", "--stopAfter", "stop_after"],
-            type=Duration(),
-            help="Stop cleanly after this long, e.g. 30s, 5m, 1h30m (default: run until stopped).",
-        ),
-        click.Option(
-            ["--once"],
-            is_flag=True,
-            default=False,
-            help="Stop as soon as the initial state has been delivered to every sink "
-            "(e.g. one snapshot file).",
-        ),
-        click.Option(
-            ["--config", "-c"],
-            type=click.Path(dir_okay=False),
-            help="YAML file of settings: any option of this command by its long name without "
-            "the dashes (output-file: snap.yaml), plus disable-plugins.",
-        ),
-        click.Option(
-            ["--log-level"],
-            type=click.Choice(LEVELS, case_sensitive=False),
-            help="Log level (default: info; DEBUG=true in the environment means debug).",
-        ),
-        click.Option(
-            ["--log-format"],
-            type=click.Choice(["text", "json"]),
-            default="text",
-            show_default=True,
-            envvar="MESHSYNC_LOG_FORMAT",
-            help="Log lines for people (text) or one JSON object per line (json).",
-        ),
-        click.Option(
-            ["--queue-size"],
-            type=click.IntRange(min=1),
-            default=4096,
-            show_default=True,
-            help="Events each sink may have waiting before sources are slowed down.",
-        ),
-        click.Option(
-            ["--published-index/--no-published-index", "published_index"],
-            default=True,
-            show_default=True,
-            envvar="MESHSYNC_PUBLISHED_INDEX",
-            help="Keep an index of what was published (uid -> resourceVersion) where the "
-            "sink stores it (NATS: a JetStream key-value bucket), so that a restart emits only "
-            "what changed meanwhile, DELETED included. --no-published-index announces every "
-            "object as ADDED at start, as Go MeshSync does.",
-        ),
-        click.Option(
-            ["--published-index-file", "published_index_file"],
-            default=None,
-            envvar="MESHSYNC_PUBLISHED_INDEX_FILE",
-            help="Keep the published index in this local file instead (for sinks that keep "
-            "none of their own).",
-        ),
-    ]
-
 
 def build_run_command(manager: PluginManager) -> click.Command:
     """``meshsync run`` with the core's options followed by every loaded plugin's."""
-    params: list[click.Parameter] = [*core_options(), *health_options(), *manager.options]
+    params = run_parameters(manager)
 
     def run(**values: Any) -> int:
         configure_logging(values.get("log_level"), values.get("log_format") or "text")
@@ -143,46 +71,6 @@ def build_run_command(manager: PluginManager) -> click.Command:
         help="Discover resources and deliver every change to the selected sinks.",
         context_settings={"show_default": False, "max_content_width": 100},
     )
-
-
-def parse_params(
-    command: click.Command, args: list[str], defaults: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Options for ``command`` from ``args``, with ``defaults`` winning over environment variables.
-
-    This is the library path (``api.resolve_options``): values a program passes explicitly must
-    beat whatever happens to be in the environment, and they go through the same click types
-    (``"8s"`` -> 8.0) as flags.
-    """
-    known = {p.name for p in command.params if p.name} | _CONFIG_ONLY_KEYS
-    unknown = [name for name in defaults if name not in known]
-    if unknown:
-        problems = [
-            ConfigError(f"unknown setting {name!r}{did_you_mean(name, known)}") for name in unknown
-        ]
-        raise problems[0] if len(problems) == 1 else CombinedError(problems)
-    default_map = normalise_defaults(command, defaults)
-    try:
-        ctx = command.make_context(command.name, list(args), default_map=default_map)
-        params = dict(ctx.params)
-        for param in command.params:
-            if param.name in default_map:
-                params[param.name] = param.type_cast_value(ctx, default_map[param.name])
-    except click.UsageError as exc:
-        raise ConfigError(exc.format_message()) from None
-    return params
-
-
-def normalise_defaults(command: click.Command, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Config and library values as click expects defaults: lists for repeatable options."""
-    out: dict[str, Any] = {}
-    for param in command.params:
-        if param.name in values:
-            value = values[param.name]
-            if getattr(param, "multiple", False) and not isinstance(value, (list, tuple)):
-                value = as_list(value)
-            out[param.name] = value
-    return out
 
 
 def _plugins_command(manager: PluginManager) -> click.Group:
@@ -281,7 +169,7 @@ def _check_config_keys(
     commands: list[click.Command], config: Mapping[str, Any], path: str | None = None
 ) -> None:
     known = {p.name for command in commands for p in command.params if p.name}
-    known |= _CONFIG_ONLY_KEYS
+    known |= CONFIG_ONLY_KEYS
     unknown = [name for name in config if name not in known]  # in the file's order
     if not unknown:
         return
@@ -303,14 +191,6 @@ def _check_config_keys(
 def _dashed(name: str) -> str:
     """How the docs and ``--help`` spell a setting: ``output_file`` -> ``output-file``."""
     return name.replace("_", "-")
-
-
-def did_you_mean(
-    name: str, known: Iterable[str], spell: Callable[[str], str] = lambda name: name
-) -> str:
-    """`` (did you mean 'output'?)`` for the closest known name, or an empty string."""
-    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.7)
-    return f" (did you mean {spell(close[0])!r}?)" if close else ""
 
 
 def _early_log_level(args: list[str], config: Mapping[str, Any]) -> str:

@@ -277,7 +277,7 @@ async def test_a_sink_that_needs_every_object_turns_the_index_off(tmp_path: Path
 async def test_the_index_has_metrics(tmp_path: Path) -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from meshsync_core.metrics import EngineCollector
+    from meshsync_core.health import EngineCollector
 
     events = [make_event(name=f"pod-{i}", cluster_id="c1") for i in range(3)]
     engine = Engine([RestoringSource(events)], [CaptureSink()], once=True, published_index=True,

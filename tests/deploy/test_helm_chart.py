@@ -11,7 +11,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from meshsync_core.cli import build_run_command, parse_params
+from meshsync_core.cli import build_run_command
+from meshsync_core.options import parse_params
 from meshsync_core.plugin_manager import PluginManager
 from meshsync_core.tools import require_tool
 

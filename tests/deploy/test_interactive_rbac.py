@@ -15,7 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from meshsync_core.cli import build_run_command, parse_params
+from meshsync_core.cli import build_run_command
+from meshsync_core.options import parse_params
 from meshsync_core.plugin_manager import PluginManager
 from tests.deploy.test_helm_chart import container, render
 

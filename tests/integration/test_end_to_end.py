@@ -188,7 +188,7 @@ async def test_source_metrics_count_watch_restarts_and_410s(
 ) -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from meshsync_core.metrics import EngineCollector
+    from meshsync_core.health import EngineCollector
 
     server, kubeconfig = cluster
     engine, capture = wire({"kubeconfig": str(kubeconfig), "resources": ["configmaps"]})

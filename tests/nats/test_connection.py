@@ -13,7 +13,8 @@ from meshsync_nats.sink import NatsSink
 from meshsync_nats.testing import TlsFiles, make_user_creds
 
 from meshsync_core import ConfigError, Engine, Options
-from meshsync_core.cli import build_run_command, parse_params
+from meshsync_core.cli import build_run_command
+from meshsync_core.options import parse_params
 from meshsync_core.plugin_manager import PluginManager
 from tests.nats.helpers import (
     ModelSource,
