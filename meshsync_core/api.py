@@ -22,7 +22,7 @@ from typing import Any
 import click
 
 from meshsync_core.components import Component, Options, Sink, Source, Transform
-from meshsync_core.engine import Engine, RunResult
+from meshsync_core.engine import DEFAULT_QUEUE_SIZE, Engine, RunResult
 from meshsync_core.errors import CombinedError, ConfigError, MeshSyncError, StartupError
 from meshsync_core.options import parse_params, run_parameters
 from meshsync_core.plugin_manager import Kind, PluginManager
@@ -96,7 +96,7 @@ def build_engine(
         sources=[s for s in sources if isinstance(s, Source)],
         sinks=[s for s in sinks if isinstance(s, Sink)],
         transforms=[t for t in transforms if isinstance(t, Transform)],
-        queue_size=int(options.get("queue_size") or 4096),
+        queue_size=int(options.get("queue_size") or DEFAULT_QUEUE_SIZE),
         stop_after=options.get("stop_after"),
         once=bool(options.get("once")),
         handle_signals=handle_signals,
@@ -116,16 +116,16 @@ def _transform(name: str, cls: type[Transform], options: Options) -> Transform |
 
 async def serve(engine: Engine, options: Options) -> RunResult:
     """Run an engine with its health/metrics endpoint (``--health-port``, 0 = none)."""
-    from meshsync_core.health import HealthServer
+    from meshsync_core.health import DEFAULT_HOST, DEFAULT_STUCK_AFTER, HealthServer
 
     port = options.get("health_port")
     server = None
     if port:
         server = HealthServer(
             engine,
-            options.get("health_host") or "0.0.0.0",
+            options.get("health_host") or DEFAULT_HOST,
             int(port),
-            float(options.get("stuck_after") or 300.0),
+            float(options.get("stuck_after") or DEFAULT_STUCK_AFTER),
         )
         try:
             await server.start()

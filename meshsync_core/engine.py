@@ -35,6 +35,9 @@ log = logging.getLogger("meshsync.engine")
 _monotonic = time.monotonic
 
 _STOP = object()  # queue sentinel: no more events for this sink
+#: Events each sink may have waiting (``--queue-size``), and how many ``deliver`` gets at once.
+DEFAULT_QUEUE_SIZE = 4096
+DEFAULT_BATCH_SIZE = 500
 
 
 @dataclass
@@ -195,8 +198,8 @@ class Engine:
         sinks: Sequence[Sink],
         transforms: Sequence[Transform] = (),
         *,
-        queue_size: int = 4096,
-        batch_size: int = 500,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         stop_after: float | None = None,
         shutdown_timeout: float = 30.0,
         handle_signals: bool = False,

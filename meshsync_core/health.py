@@ -26,6 +26,9 @@ from meshsync_core.errors import StartupError
 log = logging.getLogger("meshsync.health")
 
 DEFAULT_PORT = 11000
+DEFAULT_HOST = "0.0.0.0"
+#: Seconds one ``deliver`` may take before ``/healthz`` reports the sink stuck.
+DEFAULT_STUCK_AFTER = 300.0
 
 
 def health_options() -> list[click.Option]:
@@ -40,7 +43,7 @@ def health_options() -> list[click.Option]:
         ),
         click.Option(
             ["--health-host"],
-            default="0.0.0.0",
+            default=DEFAULT_HOST,
             show_default=True,
             envvar="MESHSYNC_HEALTH_HOST",
             help="Address the health and metrics endpoint listens on.",
@@ -48,7 +51,7 @@ def health_options() -> list[click.Option]:
         click.Option(
             ["--stuck-after"],
             type=float,
-            default=300.0,
+            default=DEFAULT_STUCK_AFTER,
             show_default=True,
             help="Seconds one sink delivery may take before /healthz reports the process stuck.",
         ),
@@ -58,7 +61,9 @@ def health_options() -> list[click.Option]:
 class HealthServer:
     """Serves one engine's health, readiness and metrics until stopped."""
 
-    def __init__(self, engine: Engine, host: str, port: int, stuck_after: float = 300.0) -> None:
+    def __init__(
+        self, engine: Engine, host: str, port: int, stuck_after: float = DEFAULT_STUCK_AFTER
+    ) -> None:
         self.engine = engine
         self.host = host
         self.port = port

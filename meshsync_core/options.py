@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from meshsync_core.engine import DEFAULT_QUEUE_SIZE
 from meshsync_core.errors import CombinedError, ConfigError
 from meshsync_core.health import health_options
 from meshsync_core.logs import LEVELS
@@ -71,7 +72,7 @@ def core_options() -> list[click.Option]:
         click.Option(
             ["--queue-size"],
             type=click.IntRange(min=1),
-            default=4096,
+            default=DEFAULT_QUEUE_SIZE,
             show_default=True,
             help="Events each sink may have waiting before sources are slowed down.",
         ),

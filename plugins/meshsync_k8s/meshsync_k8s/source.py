@@ -140,7 +140,7 @@ class KubernetesSource(Source):
         self.cluster_scoped = options.get("cluster_scoped", True) is not False
         self.watch_crds = options.get("watch_crds", True) is not False
         self.use_meshsync_cr = options.get("meshsync_cr", True) is not False
-        self.tuning = tuning or options.get("k8s_tuning") or tuning_from(options)
+        self.tuning = tuning or tuning_from(options)
         #: With --leader-elect: only the Lease holder emits (see meshsync_k8s.leadership).
         self.leadership = Leadership.from_options(options)
         self._synced_event = asyncio.Event()
