@@ -533,7 +533,7 @@ class KubernetesSource(Source):
                 current = self.watchers.get(key)
                 if current and current[0].api == api:
                     for watcher in current:
-                        watcher.events = events
+                        watcher.event_types = events
                     continue
                 states = self._parked.pop(key, {})
                 if current:  # served version changed: keep what was emitted, re-list as a diff

@@ -94,9 +94,9 @@ ListedCallback = Callable[["ResourceWatcher", bool], None]
 class ResourceWatcher:
     """Keeps one resource's emitted view in step with the server.
 
-    ``events`` filters what is emitted (the state is tracked regardless); ``on_listed`` is
-    called once, with True after the first complete list or False if the resource is
-    forbidden/not found at start.
+    ``events`` (kept as ``event_types``) filters what is emitted (the state is tracked
+    regardless); ``on_listed`` is called once, with True after the first complete list or
+    False if the resource is forbidden/not found at start.
     """
 
     def __init__(
@@ -132,7 +132,8 @@ class ResourceWatcher:
         self.emit = emit
         self.cluster_id = cluster_id
         self.tuning = tuning or Tuning()
-        self.events = frozenset(events)
+        #: The event types to emit (the MeshSync custom resource's per-resource filter).
+        self.event_types = frozenset(events)
         self.on_listed = on_listed
         self.log = log or logging.getLogger("meshsync.k8s")
         self.source_name = source_name
@@ -487,7 +488,7 @@ class ResourceWatcher:
         mark = self._drift_mark
         drift = 0
         state = self.state
-        events = self.events
+        events = self.event_types
         emit = self.emit
         identify = self.identify
         make_event = self._event
@@ -548,7 +549,7 @@ class ResourceWatcher:
         if namespace:
             metadata["namespace"] = namespace
         obj = {"apiVersion": self.api_version, "kind": self.kind, "metadata": metadata}
-        if DELETED in self.events:
+        if DELETED in self.event_types:
             await self.emit(Event(DELETED, obj, self.resource, self.source_name, self.cluster_id))
 
     def _malformed(self, problem: str) -> None:
@@ -618,7 +619,7 @@ class ResourceWatcher:
             return  # unchanged resourceVersion: nothing to say
         state[uid] = packed
         etype = ADDED if old is None else MODIFIED
-        if etype in self.events:
+        if etype in self.event_types:
             await self.emit(self._event(etype, raw, ident))
 
     # -- watch -----------------------------------------------------------------------------
@@ -652,7 +653,7 @@ class ResourceWatcher:
         elif etype == "DELETED":
             ident = self.identify(raw)
             known = ident is not None and self.state.pop(ident[0], None) is not None
-            if known and ident is not None and DELETED in self.events:
+            if known and ident is not None and DELETED in self.event_types:
                 await self.emit(self._event(DELETED, raw, ident))
         elif etype == "BOOKMARK":
             pass
