@@ -199,3 +199,16 @@ def test_redaction_decodes_secrets_only() -> None:
     assert out is not None and out.object["data"] == {"k": REDACTED}
     assert out.raw_json is None  # nobody can read the clear value from the raw text
     assert out.uid == "u2"
+
+
+def test_track_is_the_one_diff_of_lists_and_watches() -> None:
+    from meshsync_k8s.watcher import track
+
+    from meshsync_core import EventType
+
+    state: dict[str, str] = {}
+    assert track(state, ("u1", "web", "shop", "5")) is EventType.ADDED
+    assert track(state, ("u1", "web", "shop", "5")) is None  # unchanged: nothing to say
+    assert track(state, ("u1", "web", "shop", "5"), full=True) is EventType.ADDED  # a resync
+    assert track(state, ("u1", "web", "shop", "6")) is EventType.MODIFIED
+    assert state == {"u1": "6\0shop\0web"}

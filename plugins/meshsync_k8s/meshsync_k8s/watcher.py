@@ -496,22 +496,14 @@ class ResourceWatcher:
             ident = identify(raw)
             if ident is None:
                 continue
-            uid, name, namespace, rv = ident
-            packed = f"{rv}\0{namespace}\0{name}"
             if seen is not None:
-                seen.add(uid)
-            old = state.get(uid)
-            if old is None:
-                etype = ADDED
-            elif old == packed:
-                if not full:
-                    continue
-                etype = ADDED
-            else:
-                etype = MODIFIED
-            state[uid] = packed
+                seen.add(ident[0])
+            etype = track(state, ident, full)
+            if etype is None:
+                continue
             if etype in events:
                 await emit(make_event(etype, raw, ident))
+            rv = ident[3]
             if mark is not None and not full and rv.isdigit() and int(rv) <= mark:
                 drift += 1
         return drift
@@ -611,15 +603,8 @@ class ResourceWatcher:
         ident = self.identify(raw)
         if ident is None:
             return
-        uid, name, namespace, rv = ident
-        packed = f"{rv}\0{namespace}\0{name}"
-        state = self.state
-        old = state.get(uid)
-        if old == packed:
-            return  # unchanged resourceVersion: nothing to say
-        state[uid] = packed
-        etype = ADDED if old is None else MODIFIED
-        if etype in self.event_types:
+        etype = track(self.state, ident)
+        if etype is not None and etype in self.event_types:
             await self.emit(self._event(etype, raw, ident))
 
     # -- watch -----------------------------------------------------------------------------
@@ -673,6 +658,21 @@ class ResourceWatcher:
         meta = raw_json.object_meta(raw)
         if meta is not None and meta.resourceVersion:
             self.resource_version = meta.resourceVersion
+
+
+def track(state: dict[str, str], ident: Identity, full: bool = False) -> EventType | None:
+    """Record one listed or watched object in ``state`` (uid -> ``rv\0namespace\0name``) and
+    say what to emit: ADDED for a new uid, MODIFIED for another resourceVersion, None when
+    nothing changed (ADDED again with ``full``: a resync re-announces everything).
+
+    The one place where a list page and a watch event are compared with what was emitted."""
+    uid, name, namespace, rv = ident
+    packed = f"{rv}\0{namespace}\0{name}"
+    old = state.get(uid)
+    if old == packed:
+        return ADDED if full else None
+    state[uid] = packed
+    return ADDED if old is None else MODIFIED
 
 
 #: Answers to a streaming-list request that mean "not offered here": WatchList disabled (422
