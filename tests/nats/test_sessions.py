@@ -600,5 +600,5 @@ async def test_a_stop_taken_by_another_replica_ends_the_session(nats_server: Nat
             holder, elsewhere = sinks if env.sink.sessions.sessions else sinks[::-1]  # type: ignore[union-attr]
             assert elsewhere.sessions is not None and holder.sessions is not None
             await elsewhere.sessions.handle("log-stream", {"operator": {**request, "stop": True}})
-            await wait_until(lambda: not holder.sessions.sessions, 5, "the session stopped")  # type: ignore[union-attr]
+            await wait_until(lambda: not holder.sessions.sessions, 15, "the session stopped")  # type: ignore[union-attr]
             assert streams.open_logs == 0
