@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from meshsync_core.components import Options, Sink, SinkContext, Source, SourceContext
 from meshsync_core.events import Event, EventType, Resource
@@ -35,6 +37,67 @@ NAMESPACES = Resource(
     group="", version="v1", plural="namespaces", kind="Namespace", namespaced=False
 )
 _uids = itertools.count(1)
+
+
+T = TypeVar("T")
+
+
+class _Deadline:
+    """What the two waits share: the bound, and the message when it passes."""
+
+    def __init__(self, timeout: float, what: object) -> None:
+        self.timeout = timeout
+        self.what = what
+        self.at = time.monotonic() + timeout
+
+    def check(self, proc: subprocess.Popen[Any] | None) -> None:
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            output = f"{out or ''}{err or ''}"
+            raise AssertionError(
+                f"the process exited ({proc.returncode}) before {self.what}:\n{output}"
+            )
+        if time.monotonic() > self.at:
+            raise AssertionError(f"timed out after {self.timeout:g} s waiting for {self.what}")
+
+
+async def wait_until(
+    condition: Callable[[], T],
+    timeout: float = 10.0,
+    what: object = "",
+    *,
+    proc: subprocess.Popen[Any] | None = None,
+) -> T:
+    """Poll ``condition`` until it returns something true, and return that; fail after
+    ``timeout`` seconds, or at once when ``proc`` exits first (with its output).
+
+    For state with no event to await: another process's, a server thread's. Await an event
+    instead wherever there is one.
+    """
+    deadline = _Deadline(timeout, what or condition)
+    while True:
+        value = condition()
+        if value:
+            return value
+        deadline.check(proc)
+        await asyncio.sleep(0.02)
+
+
+def wait_until_sync(
+    condition: Callable[[], T],
+    timeout: float = 10.0,
+    what: object = "",
+    *,
+    proc: subprocess.Popen[Any] | None = None,
+) -> T:
+    """:func:`wait_until` for code without an event loop (blocking between polls)."""
+    deadline = _Deadline(timeout, what or condition)
+    while True:
+        value = condition()
+        if value:
+            return value
+        deadline.check(proc)
+        time.sleep(0.05)
 
 
 def new_uid() -> str:

@@ -14,7 +14,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from meshsync_nats.testing import NatsServer, free_port
+
+from meshsync_core.testing import wait_until_sync
 
 T = TypeVar("T")
 
@@ -76,19 +77,8 @@ def wait_until(
     timeout: float = 30.0,
     proc: subprocess.Popen[str] | None = None,
 ) -> T:
-    """Poll ``condition`` (another process's state, reachable only by polling), bounded; fail at
-    once with the process's output when it exits first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            out, err = proc.communicate()
-            raise AssertionError(f"meshsync exited ({proc.returncode}) before {what}:\n{out}{err}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.05)
+    """:func:`meshsync_core.testing.wait_until_sync` with these suites' argument order."""
+    return wait_until_sync(condition, timeout, what, proc=proc)
 
 
 def meshery_meshsync() -> str:

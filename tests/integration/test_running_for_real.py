@@ -10,7 +10,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ import pytest
 import yaml
 from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
 from meshsync_nats.testing import NatsServer, free_port
+
+from meshsync_core.testing import wait_until_sync
 
 SECRET_PASSWORD = "s3cret-broker-pass"
 
@@ -41,18 +42,8 @@ def http_get(url: str) -> tuple[int, str]:
 
 
 def wait_until(condition, what: str, timeout: float = 30.0, proc=None):  # type: ignore[no-untyped-def]
-    """Poll ``condition`` (another process's state, reachable only by polling), bounded."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if proc is not None and proc.poll() is not None:
-            _out, err = proc.communicate()
-            raise AssertionError(f"meshsync exited ({proc.returncode}) before {what}:\n{err}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    """:func:`meshsync_core.testing.wait_until_sync` with this suite's argument order."""
+    return wait_until_sync(condition, timeout, what, proc=proc)
 
 
 @pytest.fixture

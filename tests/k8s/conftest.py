@@ -4,7 +4,6 @@ helper that folds captured events into a uid -> object view to compare with the 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from meshsync_k8s.source import KubernetesSource
 from meshsync_k8s.watcher import Tuning
 
 from meshsync_core import Engine, Event, EventType, Options
-from meshsync_core.testing import CaptureSink
+from meshsync_core.testing import CaptureSink, wait_until  # noqa: F401 - shared by the tests
 
 #: Fast timings so fault tests finish in seconds.
 FAST = Tuning(
@@ -47,17 +46,6 @@ async def server() -> AsyncIterator[FakeApiServer]:
 @pytest.fixture
 def kubeconfig(server: FakeApiServer, tmp_path: Path) -> Path:
     return server.write_kubeconfig(tmp_path / "kubeconfig")
-
-
-async def wait_until(
-    condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    """Bounded wait on a condition (polling, never a fixed sleep standing in for sync)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def fold(events: Iterable[Event]) -> dict[str, dict[str, Any]]:

@@ -13,6 +13,8 @@ import pytest
 from kubernetes.client.rest import ApiException
 from meshsync_k8s.fake_apiserver import ApiError, FakeApiServer
 
+from meshsync_core.testing import wait_until
+
 
 def cm(name: str, namespace: str = "shop", **fields: Any) -> dict[str, Any]:
     meta = {"name": name, "namespace": namespace}
@@ -21,10 +23,7 @@ def cm(name: str, namespace: str = "shop", **fields: Any) -> dict[str, Any]:
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
     """A bounded wait on a condition the server reaches asynchronously."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
+    await wait_until(condition, timeout, "the server to get there")
 
 
 async def test_create_needs_an_existing_namespace(http: aiohttp.ClientSession) -> None:

@@ -16,21 +16,12 @@ from meshsync_nats.sink import NatsSink
 from nats.aio.client import Client
 
 from meshsync_core import Engine, Event, EventType, Options, Resource, Source, SourceContext
+from meshsync_core.testing import wait_until
 
 PODS = Resource(group="", version="v1", plural="pods", kind="Pod")
 CONFIGMAPS = Resource(group="", version="v1", plural="configmaps", kind="ConfigMap")
 SECRETS = Resource(group="", version="v1", plural="secrets", kind="Secret")
 CLUSTER_ID = "c0ffee00-0000-4000-8000-00000000c1d0"
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    """Poll a condition that has no event to await (state held by another process)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        await asyncio.sleep(0.02)
 
 
 class Subscriber:

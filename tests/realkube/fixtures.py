@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from meshsync_core.testing import wait_until_sync
 from tests.k8s.conftest import FAST
 from tests.realkube import build
 from tests.realkube.cluster import ControlPlane
@@ -85,11 +86,4 @@ def real_namespace(real_cluster: ControlPlane) -> Iterator[str]:
 
 def eventually(condition: Callable[[], Any], timeout: float = 30.0, what: str = "") -> Any:
     """Poll a condition on the real cluster (which has no event to await) until it holds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what or condition}")
-        time.sleep(0.1)
+    return wait_until_sync(condition, timeout, what)
