@@ -50,6 +50,13 @@ class _Deadline:
         self.what = what
         self.at = time.monotonic() + timeout
 
+    def poll(self, condition: Callable[[], T], proc: subprocess.Popen[Any] | None) -> T:
+        """The condition's value; raises when it is false and the time is up (or proc ended)."""
+        value = condition()
+        if not value:
+            self.check(proc)
+        return value
+
     def check(self, proc: subprocess.Popen[Any] | None) -> None:
         if proc is not None and proc.poll() is not None:
             out, err = proc.communicate()
@@ -75,12 +82,9 @@ async def wait_until(
     instead wherever there is one.
     """
     deadline = _Deadline(timeout, what or condition)
-    while True:
-        value = condition()
-        if value:
-            return value
-        deadline.check(proc)
+    while not (value := deadline.poll(condition, proc)):
         await asyncio.sleep(0.02)
+    return value
 
 
 def wait_until_sync(
@@ -92,12 +96,9 @@ def wait_until_sync(
 ) -> T:
     """:func:`wait_until` for code without an event loop (blocking between polls)."""
     deadline = _Deadline(timeout, what or condition)
-    while True:
-        value = condition()
-        if value:
-            return value
-        deadline.check(proc)
+    while not (value := deadline.poll(condition, proc)):
         time.sleep(0.05)
+    return value
 
 
 def new_uid() -> str:
