@@ -44,10 +44,6 @@ class Options(Mapping[str, Any]):
     def __repr__(self) -> str:
         return f"Options({sorted(self._values)})"
 
-    def with_values(self, **changes: Any) -> Options:
-        """A copy with some values added or replaced."""
-        return Options(self._values, **changes)
-
 
 class SourceContext(Protocol):
     """What the engine gives a running source (``Source.run(ctx)``); ``log`` is the source's

@@ -28,6 +28,7 @@ from typing import Any
 from meshsync_core.components import Sink, Source, Transform
 from meshsync_core.errors import MeshSyncError, StartupError
 from meshsync_core.events import Event, EventType, synced_marker
+from meshsync_core.memory import release_free_memory
 from meshsync_core.published_index import FileIndexStore, IndexRecord, IndexStore, PublishedIndex
 from meshsync_core.streams import WorkloadStreams
 
@@ -463,6 +464,9 @@ class Engine:
         if not self._unsynced:
             self.stats.initial_sync_seconds = time.monotonic() - self._started_at
             self.synced.set()
+            if not self.once:  # a long run: keep what the sync freed from staying in RSS
+                # a second later, so that the sinks first hear about the sync
+                asyncio.get_running_loop().call_later(1.0, release_free_memory)
             marker = synced_marker(name)
             for lane in self.lanes:
                 try:

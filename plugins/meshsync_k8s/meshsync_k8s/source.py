@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import gc
 import os
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -58,20 +56,6 @@ _CR_NAME = ResourceName(meshsync_cr.PLURAL, None, meshsync_cr.GROUP)
 #: (discovery offers the preferred version, and objects first emitted at that version would
 #: keep it: moving the watch to the storage version re-emits only what changed).
 _BUILTIN_KEYS = frozenset((group, plural) for plural, _version, group in DEFAULT_RESOURCES)
-
-
-def release_free_memory() -> None:
-    """Hand memory freed after the initial sync back to the OS (glibc only; else a no-op).
-
-    The initial sync reads every list page once (and sinks may decode every object); glibc
-    keeps the freed heap for reuse, which would leave RSS well above what the source retains.
-    """
-    gc.collect()
-    # What survives the initial sync lives for the whole run: keep later full collections from
-    # scanning it again and again (they showed up as 100 ms+ pauses in the change stream).
-    gc.freeze()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None).malloc_trim(0)
 
 
 #: Tuning field -> (option key, flag, smallest sensible value).
@@ -458,8 +442,6 @@ class KubernetesSource(Source):
         assert self._ctx is not None
         self._synced_event.set()
         self._ctx.initial_sync_complete()
-        # later, so that the sinks first hear about the sync
-        asyncio.get_running_loop().call_later(1.0, release_free_memory)
 
     # -- what to watch ---------------------------------------------------------------------
 
