@@ -33,6 +33,7 @@ from meshsync_core import (  # noqa: E402 - after the sys.path fix above
     events,
     gc_pause,
     hookspecs,
+    logs,
     metrics,
     published_index,
     settings,
@@ -54,13 +55,14 @@ The hooks, classes and test helpers a plugin uses, with their real signatures an
 Start with the tutorial, [Writing a MeshSync plugin](writing-plugins.md); the data flow is in
 [architecture.md](architecture.md).
 
-Import paths: `Sink`, `Source`, `Transform`, `Options`, `SinkContext`, `SourceContext`, `Event`,
-`EventType`, `Resource`, `CHANGE_TYPES`, `ConfigError`, `StartupError`, `MeshSyncError`,
-`Engine`, `RunResult`, `Duration`, `parse_duration`, `env_flag`, `hookimpl` and the workload
-stream types (`WorkloadStreams`, `ExecSession`, `StreamTarget`, `LogOptions`, `StreamError`)
-come from `meshsync_core`. `ComponentMetrics` is `meshsync_core.metrics.ComponentMetrics` (every
-component has one as `self.metrics`), `gc_paused` is `meshsync_core.gc_pause.gc_paused`, and
-the test helpers are in `meshsync_core.testing`.
+Import everything below from `meshsync_core` (its `__all__` is the plugin API; an
+import-linter contract keeps the built-in plugins to it): the components and contexts, `Event`,
+`EventType`, `Resource`, `Identity`, `Emit`, `CHANGE_TYPES`, the errors, `Engine`, `RunResult`,
+`Duration`, `parse_duration`, `env_flag`, `as_list`, `yaml_problem`, `hookimpl`,
+`ComponentMetrics` (every component has one as `self.metrics`), `gc_paused`, `RateLimitedLog`,
+`SignalControl`, the published index (`IndexStore`, `IndexRecord`, `IndexUnusable`, `Changes`,
+`partition_of`) and the workload stream types (`WorkloadStreams`, `ExecSession`, `StreamTarget`,
+`LogOptions`, `StreamError`). The test helpers are in `meshsync_core.testing`.
 
 - [Hooks](#hooks)
 - [Components](#components)
@@ -104,7 +106,7 @@ SECTIONS: list[tuple[str, str, list[Any]]] = [
     ),
     (
         "Published index (restart-safe deletes)",
-        "meshsync_core.published_index",
+        "meshsync_core",
         [
             published_index.IndexStore,
             published_index.IndexRecord,
@@ -113,10 +115,10 @@ SECTIONS: list[tuple[str, str, list[Any]]] = [
             published_index.partition_of,
         ],
     ),
-    ("Metrics", "meshsync_core.metrics", [metrics.ComponentMetrics]),
+    ("Metrics and logging", "meshsync_core", [metrics.ComponentMetrics, logs.RateLimitedLog]),
     (
         "Utilities",
-        "meshsync_core (gc_paused: meshsync_core.gc_pause)",
+        "meshsync_core",
         [settings.Duration, settings.parse_duration, settings.env_flag, gc_pause.gc_paused],
     ),
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from datetime import datetime, timezone
 
 import orjson
@@ -59,3 +60,31 @@ def configure_logging(level: str | None = None, fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(effective_level(level).upper())
     root.propagate = False
+
+
+class RateLimitedLog:
+    """A logger that writes a line at most once per ``interval`` seconds per key (the message
+    by default); repeats go to debug. For failures that can repeat thousands of times a
+    minute (a flood of bad requests, a server that keeps refusing) but must be seen once."""
+
+    def __init__(self, log: logging.Logger, interval: float = 60.0, max_keys: int = 1000) -> None:
+        self.log_to = log
+        self.interval = interval
+        self.max_keys = max_keys
+        self._last: dict[str, float] = {}
+
+    def log(self, level: int, message: str, *args: object, key: str | None = None) -> None:
+        """``message % args`` at ``level``, unless ``key`` was logged within the interval."""
+        key = key or message
+        now = time.monotonic()
+        if now - self._last.get(key, -1e9) >= self.interval:
+            if len(self._last) >= self.max_keys:
+                self._last.clear()  # bounded: many distinct keys cost a few extra lines
+            self._last[key] = now
+            self.log_to.log(level, message, *args)
+        else:
+            self.log_to.debug(message, *args)
+
+    def warning(self, message: str, *args: object, key: str | None = None) -> None:
+        """:meth:`log` at WARNING."""
+        self.log(logging.WARNING, message, *args, key=key)

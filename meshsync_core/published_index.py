@@ -37,6 +37,7 @@ import orjson
 
 from meshsync_core.errors import MeshSyncError
 from meshsync_core.events import CHANGE_TYPES, Event, EventType
+from meshsync_core.logs import RateLimitedLog
 
 log = logging.getLogger("meshsync.index")
 
@@ -156,7 +157,7 @@ class PublishedIndex:
         self.enabled = True
         self.written = 0
         self.write_failures = 0
-        self._warned_at = 0.0
+        self._limited = RateLimitedLog(log)
 
     @property
     def pending(self) -> int:
@@ -259,13 +260,10 @@ class PublishedIndex:
                     # Newer changes recorded meanwhile win over these older ones.
                     for uid, record in changes.items():
                         self._pending.setdefault((partition, uid), record)
-                    now = time.monotonic()
-                    if now - self._warned_at > 60:
-                        self._warned_at = now
-                        log.warning(
-                            "published index: cannot write to %s (%s); retrying",
-                            self.store.description, exc,
-                        )  # fmt: skip
+                    self._limited.warning(
+                        "published index: cannot write to %s (%s); retrying",
+                        self.store.description, exc, key="write",
+                    )  # fmt: skip
 
     async def close(self) -> None:
         """Write what is left, stop the background task and close the store."""

@@ -31,8 +31,8 @@ from meshsync_core import (
     Sink,
     SinkContext,
     StartupError,
+    gc_paused,
 )
-from meshsync_core.gc_pause import gc_paused
 from meshsync_file import manifest as manifests
 from meshsync_file.naming import extended_path, first_free_default, stale_temps, temp_path
 from meshsync_file.progress import MODES, Progress

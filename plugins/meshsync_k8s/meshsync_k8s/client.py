@@ -16,8 +16,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from meshsync_core import ConfigError
-from meshsync_core.gc_pause import gc_paused
+from meshsync_core import ConfigError, gc_paused
 from meshsync_k8s import raw_json
 from meshsync_k8s.kubeconfig import Connection
 from meshsync_k8s.raw_json import ListPage

@@ -21,9 +21,8 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from meshsync_core import ConfigError, Duration
+from meshsync_core import ConfigError, Duration, as_list
 from meshsync_core.logs import effective_level
-from meshsync_core.settings import as_list
 from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
 
 

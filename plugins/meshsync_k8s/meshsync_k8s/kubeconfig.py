@@ -52,8 +52,7 @@ from typing import Any
 
 import yaml
 
-from meshsync_core import ConfigError
-from meshsync_core.settings import yaml_problem
+from meshsync_core import ConfigError, yaml_problem
 from meshsync_k8s.oidc import OidcProvider
 from meshsync_k8s.proxies import environment_proxy, proxy_url
 

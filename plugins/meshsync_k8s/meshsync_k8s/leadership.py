@@ -26,8 +26,7 @@ from pathlib import Path
 
 import click
 
-from meshsync_core import ConfigError, Options
-from meshsync_core.settings import Duration
+from meshsync_core import ConfigError, Duration, Options
 from meshsync_k8s.client import ApiClient
 from meshsync_k8s.leader import LeaderElector, LeaseTiming
 

@@ -17,11 +17,19 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from meshsync_core import ConfigError, Event, EventType, Options, Source, StartupError
-from meshsync_core.components import SourceContext
-from meshsync_core.events import Resource
-from meshsync_core.published_index import IndexRecord, partition_of
-from meshsync_core.settings import as_list
+from meshsync_core import (
+    ConfigError,
+    Event,
+    EventType,
+    IndexRecord,
+    Options,
+    Resource,
+    Source,
+    SourceContext,
+    StartupError,
+    as_list,
+    partition_of,
+)
 from meshsync_k8s import meshsync_cr
 from meshsync_k8s.client import ApiClient, ApiError
 from meshsync_k8s.crds import CrdCatalog

@@ -27,11 +27,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from meshsync_core import Event, EventType
-from meshsync_core.components import Emit
-from meshsync_core.events import Identity
-from meshsync_core.gc_pause import gc_paused
-from meshsync_core.metrics import ComponentMetrics
+from meshsync_core import ComponentMetrics, Emit, Event, EventType, Identity, gc_paused
 from meshsync_k8s import raw_json
 from meshsync_k8s.client import ApiClient, ApiError
 from meshsync_k8s.resources import ApiResource

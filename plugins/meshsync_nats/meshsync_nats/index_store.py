@@ -29,7 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import api as js_api
 from nats.js.kv import KeyValue
 
-from meshsync_core.published_index import Changes, IndexRecord, IndexStore, IndexUnusable
+from meshsync_core import Changes, IndexRecord, IndexStore, IndexUnusable
 
 FORMAT_KEY = "_meshsync.format"
 FORMAT = b"meshsync-published-index/1"

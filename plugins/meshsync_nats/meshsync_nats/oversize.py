@@ -29,8 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import msgspec
 
-from meshsync_core import Event
-from meshsync_core.metrics import ComponentMetrics
+from meshsync_core import ComponentMetrics, Event
 from meshsync_nats import wire
 
 #: The annotation that marks an object sent without some of its fields.

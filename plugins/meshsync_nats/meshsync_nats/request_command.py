@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 import click
 
-from meshsync_core.interrupts import SignalControl
+from meshsync_core import SignalControl
 from meshsync_nats.connection import ConnectionSettings
 from meshsync_nats.meshery_client import ExecClient, Inbox, MesheryClient, log_request
 

@@ -49,17 +49,18 @@ import msgspec
 import orjson
 
 from meshsync_core import (
+    ComponentMetrics,
     ConfigError,
     Duration,
     ExecSession,
     LogOptions,
+    RateLimitedLog,
     StreamError,
     StreamTarget,
     WorkloadStreams,
+    as_list,
 )
 from meshsync_core import streams as kinds
-from meshsync_core.metrics import ComponentMetrics
-from meshsync_core.settings import as_list
 
 LOG_STREAM = "log-stream"
 EXEC_REQUEST = "exec-request"
@@ -599,7 +600,7 @@ class SessionManager:
         self._ticker: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Future[None]] = set()
         self._warned: set[str] = set()
-        self._last_warned: dict[str, float] = {}
+        self._limited = RateLimitedLog(self.log)
         self._closing = False
         self._relay_subscribed = False
         self._relay_lock = asyncio.Lock()
@@ -623,15 +624,7 @@ class SessionManager:
     def _warn_limited(self, text: str, key: str | None = None) -> None:
         """At most one warning a minute per ``key`` (the text itself by default), so that a
         flood of bad requests is one line, not thousands; repeats go to debug."""
-        key = key or text
-        now = time.monotonic()
-        if now - self._last_warned.get(key, -1e9) >= 60.0:
-            if len(self._last_warned) > 1000:
-                self._last_warned.clear()
-            self._last_warned[key] = now
-            self.log.warning("%s", text)
-        else:
-            self.log.debug("%s", text)
+        self._limited.warning("%s", text, key=key or text)
 
     def _count(self, name: str) -> None:
         if self.metrics is not None:

@@ -36,7 +36,15 @@ from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import api as js_api
 
-from meshsync_core import ConfigError, Event, MeshSyncError, Options, Sink, SinkContext
+from meshsync_core import (
+    ConfigError,
+    Event,
+    MeshSyncError,
+    Options,
+    RateLimitedLog,
+    Sink,
+    SinkContext,
+)
 from meshsync_core import __version__ as core_version
 from meshsync_nats import wire
 from meshsync_nats.connection import ConnectionSettings, mask_url
@@ -144,7 +152,7 @@ class NatsSink(Sink):
         self._connected_once = False
         self._last_error = ""  # why the last connection attempt failed, for the final report
         self._dropped_reported = 0
-        self._last_warned: dict[str, float] = {}
+        self._limited = RateLimitedLog(self.log)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -804,10 +812,4 @@ class NatsSink(Sink):
         self, message: str, *args: Any, key: str | None = None, level: int = logging.WARNING
     ) -> None:
         """A warning (or ``level``) at most once a minute per key; repeats go to debug."""
-        key = key or message
-        now = time.monotonic()
-        if now - self._last_warned.get(key, -1e9) >= 60.0:
-            self._last_warned[key] = now
-            self.log.log(level, message, *args)
-        else:
-            self.log.debug(message, *args)
+        self._limited.log(level, message, *args, key=key)
