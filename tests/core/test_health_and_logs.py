@@ -130,3 +130,19 @@ def test_json_logs_are_one_object_per_line(cli: MeshSyncCLI) -> None:
     assert "RuntimeError: exploding sink always fails" in failure["message"]
     assert any(r.get("exception") and "Traceback" in r["exception"] for r in records)  # debug
     assert any(r["message"] == "stopped: initial sync complete (--once)" for r in records)
+
+
+def test_a_rate_limited_log_says_a_repeated_line_once_a_minute(caplog) -> None:
+    import logging
+
+    from meshsync_core import RateLimitedLog
+
+    caplog.set_level(logging.DEBUG, logger="meshsync.test")
+    limited = RateLimitedLog(logging.getLogger("meshsync.test"), interval=60.0, max_keys=2)
+    for _ in range(100):
+        limited.warning("cannot reach %s", "nats", key="reach")
+    limited.log(logging.ERROR, "another problem")
+    levels = [(r.levelno, r.getMessage()) for r in caplog.records]
+    assert levels.count((logging.WARNING, "cannot reach nats")) == 1
+    assert levels.count((logging.DEBUG, "cannot reach nats")) == 99  # repeats: debug only
+    assert (logging.ERROR, "another problem") in levels  # another key: said at once
