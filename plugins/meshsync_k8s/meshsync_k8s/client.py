@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import aiohttp
 import orjson
@@ -69,6 +69,26 @@ _REASONS = {
     503: "ServiceUnavailable",
     504: "Timeout",
 }
+
+
+T = TypeVar("T")
+
+
+class _Unauthorized(Exception):
+    """A 401: :meth:`ApiClient._with_refresh` refreshes the credentials and tries again, or
+    raises ``error``."""
+
+    def __init__(self, error: ApiError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _check(status: int, body: bytes) -> None:
+    """Raise for an answer that is not a success (a 401 as :class:`_Unauthorized`)."""
+    if status == 401:
+        raise _Unauthorized(_status_error(status, body))
+    if status >= 300:
+        raise _status_error(status, body)
 
 
 def decode(body: bytes) -> Any:
@@ -165,24 +185,19 @@ class ApiClient:
         timeout = aiohttp.ClientTimeout(
             total=self.request_timeout, sock_connect=self.connect_timeout
         )
-        for attempt in (1, 2):
-            await self._fresh_credentials()
-            sent = self.connection.headers.get("Authorization")
+
+        async def once() -> bytes:
             try:
                 async with self.session.get(
                     self.base + path, params=params, **self._kwargs(timeout)
                 ) as resp:
                     body = await resp.read()
-                    if resp.status == 401 and attempt == 1 and await self._refresh(sent):
-                        continue
-                    if resp.status >= 300:
-                        raise _status_error(resp.status, body)
-                    return body
-            except ApiError:
-                raise
             except _NETWORK_ERRORS as exc:
                 raise ApiError(0, type(exc).__name__, _describe(exc, self.base)) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+            _check(resp.status, body)
+            return body
+
+        return await self._with_refresh(once)
 
     async def send(self, method: str, path: str, body: Any = None) -> Any:
         """One JSON request (GET, POST, PUT, DELETE) decoded; raise ApiError on any failure.
@@ -193,9 +208,8 @@ class ApiClient:
             total=self.request_timeout, sock_connect=self.connect_timeout
         )
         data = None if body is None else orjson.dumps(body)
-        for attempt in (1, 2):
-            await self._fresh_credentials()
-            sent = self.connection.headers.get("Authorization")
+
+        async def once() -> Any:
             kwargs = self._kwargs(timeout)
             if data is not None:
                 kwargs["headers"] = {**kwargs["headers"], "Content-Type": "application/json"}
@@ -204,17 +218,29 @@ class ApiClient:
                     method, self.base + path, data=data, **kwargs
                 ) as resp:
                     answer = await resp.read()
-                    if resp.status == 401 and attempt == 1 and await self._refresh(sent):
-                        continue
-                    if resp.status >= 300:
-                        raise _status_error(resp.status, answer)
-                    return decode(answer) if answer else None
-            except ApiError:
-                raise
             except _NETWORK_ERRORS as exc:
                 raise ApiError(0, type(exc).__name__, _describe(exc, self.base)) from None
+            _check(resp.status, answer)
+            try:
+                return decode(answer) if answer else None
             except orjson.JSONDecodeError as exc:
                 raise ApiError(0, "InvalidResponse", f"{method} {path}: not JSON ({exc})") from None
+
+        return await self._with_refresh(once)
+
+    async def _with_refresh(self, once: Callable[[], Awaitable[T]]) -> T:
+        """Run one request; when the server answers 401, refresh rotating credentials (an exec
+        plugin's token, an OIDC token, a projected service-account token) and try once more.
+        The one place every request kind (plain, streaming, WebSocket) goes through."""
+        for first in (True, False):
+            await self._fresh_credentials()
+            sent = self.connection.headers.get("Authorization")
+            try:
+                return await once()
+            except _Unauthorized as refused:
+                if first and await self._refresh(sent):
+                    continue
+                raise refused.error from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _refresh(self, refused: str | None) -> bool:
@@ -258,19 +284,18 @@ class ApiClient:
     async def _open_stream(
         self, path: str, query: Mapping[str, Any], timeout: aiohttp.ClientTimeout
     ) -> aiohttp.ClientResponse:
-        """Start a streaming GET; on 401 refresh rotating credentials and try once more."""
-        for attempt in (1, 2):
-            await self._fresh_credentials()
-            sent = self.connection.headers.get("Authorization")
+        """Start a streaming GET (through :meth:`_with_refresh`)."""
+
+        async def once() -> aiohttp.ClientResponse:
             resp = await self.session.get(self.base + path, params=query, **self._kwargs(timeout))
             if resp.status < 300:
                 return resp
             async with resp:
                 body = await resp.read()
-            if resp.status == 401 and attempt == 1 and await self._refresh(sent):
-                continue
-            raise _status_error(resp.status, body)
-        raise AssertionError("unreachable")  # pragma: no cover
+            _check(resp.status, body)
+            raise AssertionError("unreachable")  # pragma: no cover - _check raised
+
+        return await self._with_refresh(once)
 
     async def open_stream(
         self, path: str, params: Mapping[str, Any], *, read_timeout: float | None = None
@@ -300,9 +325,8 @@ class ApiClient:
         message is fetched with the same request as a plain ``POST`` (refused the same way,
         before anything runs: the server wants an upgrade).
         """
-        for attempt in (1, 2):
-            await self._fresh_credentials()
-            sent = self.connection.headers.get("Authorization")
+
+        async def once() -> aiohttp.ClientWebSocketResponse:
             kwargs = self._kwargs(aiohttp.ClientTimeout(total=self.request_timeout))
             kwargs["timeout"] = aiohttp.ClientWSTimeout(ws_receive=None, ws_close=10.0)
             try:
@@ -314,16 +338,16 @@ class ApiClient:
                     **kwargs,
                 )
             except aiohttp.WSServerHandshakeError as exc:
-                if exc.status == 401 and attempt == 1 and await self._refresh(sent):
-                    continue
                 if exc.status >= 300:
-                    raise await self._refusal(path, params, exc.status) from None
+                    refusal = await self._refusal(path, params, exc.status)
+                    raise (_Unauthorized(refusal) if exc.status == 401 else refusal) from None
                 raise ApiError(
                     0, "UpgradeFailed", f"WebSocket upgrade failed: {exc.message}"
                 ) from None
             except _NETWORK_ERRORS as exc:
                 raise ApiError(0, type(exc).__name__, _describe(exc, self.base)) from None
-        raise AssertionError("unreachable")  # pragma: no cover
+
+        return await self._with_refresh(once)
 
     async def _refusal(self, path: str, params: Any, status: int) -> ApiError:
         """Why the server refused a WebSocket upgrade: its ``Status`` for the same request."""
