@@ -11,7 +11,7 @@ import kubernetes
 import orjson
 import pytest
 from kubernetes.client.rest import ApiException
-from meshsync_k8s.fake_apiserver import ApiError, FakeApiServer
+from meshsync_testkit.fake_apiserver import ApiError, FakeApiServer
 
 
 def cm(name: str, namespace: str = "shop", **fields: Any) -> dict[str, Any]:

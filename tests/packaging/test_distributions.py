@@ -25,8 +25,8 @@ import nats
 import orjson
 import pytest
 import yaml
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster
+from meshsync_testkit.nats_server import NatsServer
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
