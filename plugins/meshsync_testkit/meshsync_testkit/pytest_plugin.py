@@ -44,8 +44,7 @@ def capture_sink() -> CaptureSink:
 
 @pytest.fixture
 def memory_source() -> MemorySource:
-    """A :class:`~meshsync_core.testing.MemorySource` with three ``ADDED`` Pods: ``pod-0``,
-    ``pod-1``, ``pod-2``."""
+    """A :class:`MemorySource` with three ``ADDED`` Pods: ``pod-0``, ``pod-1``, ``pod-2``."""
     return MemorySource([make_event(f"pod-{i}") for i in range(3)])
 
 
@@ -66,11 +65,13 @@ class FakeCluster:
 
 @pytest.fixture
 def fake_cluster(tmp_path: Path) -> Iterator[FakeCluster]:
-    """A running :class:`~meshsync_testkit.fake_apiserver.FakeApiServer` holding the demo
-    cluster (:func:`~meshsync_testkit.seed.demo_cluster`), and the path of a kubeconfig for it.
+    """A running :class:`FakeApiServer` with the demo cluster, and a kubeconfig for it.
 
-    The server runs in its own thread, so sync and async tests alike can use it (and subprocesses
-    through the kubeconfig); it is stopped after the test.
+    ``fake_cluster.server`` is the :class:`~meshsync_testkit.fake_apiserver.FakeApiServer`,
+    loaded with :func:`~meshsync_testkit.seed.demo_cluster`; ``fake_cluster.kubeconfig`` is the
+    path of a kubeconfig whose current context (``fake``) is that server. The server runs in its
+    own thread, so sync and async tests alike can use it (and subprocesses through the
+    kubeconfig); it is stopped after the test.
     """
     from meshsync_testkit.fake_apiserver import FakeApiServer
     from meshsync_testkit.seed import demo_cluster
