@@ -34,7 +34,7 @@ import aiohttp
 import nats
 import orjson
 from meshsync_k8s.raw_json import decode_page
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.nats_server import NatsServer
 from nats.aio.msg import Msg
 
 from meshsync_core.api import arun, build_engine, resolve_options

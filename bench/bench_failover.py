@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_cluster import machine_description  # noqa: E402 - after the path fix
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster  # noqa: E402
-from meshsync_nats.testing import NatsServer  # noqa: E402
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster  # noqa: E402
+from meshsync_testkit.nats_server import NatsServer  # noqa: E402
 
 from tests.integration import test_leader_failover as failover  # noqa: E402
 from tests.nats.helpers import Subscriber, wait_indexed, wait_until  # noqa: E402

@@ -24,8 +24,8 @@ from typing import Any
 
 import aiohttp
 import orjson
-from meshsync_k8s.fake_apiserver import FakeApiServer, bulk_objects
-from meshsync_k8s.fake_apiserver.encoding import list_body
+from meshsync_testkit.fake_apiserver import FakeApiServer, bulk_objects
+from meshsync_testkit.fake_apiserver.encoding import list_body
 
 _CONTINUE = re.compile(rb'"continue":"([^"]*)"')
 

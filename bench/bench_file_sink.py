@@ -277,7 +277,7 @@ def configmap(i: int) -> dict[str, Any]:
 def build(count: int, kinds: str = "mixed") -> list[tuple[str, dict[str, Any]]]:
     if kinds == "fake" or (kinds == "mixed" and OBJECTS_FROM == "fake"):
         # The fake API server's bulk objects (what the end-to-end benchmark will list).
-        from meshsync_k8s.fake_apiserver.seed import bulk_objects
+        from meshsync_testkit.seed import bulk_objects
 
         return [("pod" if o.get("kind") == "Pod" else "cm", o) for o in bulk_objects(count)]
     makers = {"pods": [pod], "configmaps": [configmap], "mixed": [pod, configmap]}[kinds]
@@ -430,7 +430,7 @@ def main() -> None:
         "--objects-from",
         choices=["generated", "fake"],
         default="generated",
-        help="generated here, or meshsync_k8s.fake_apiserver.seed.bulk_objects",
+        help="generated here, or meshsync_testkit.seed.bulk_objects",
     )
     parser.add_argument("--repeat", type=int, default=3, help="passes of the writer rows (best)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: run one row, print JSON

@@ -57,15 +57,13 @@ def _peak_kb() -> int:
 
 
 def serve(objects: int, kubeconfig: str) -> None:
-    from meshsync_k8s.fake_apiserver import FakeApiServer, bulk_objects
+    from meshsync_testkit.fake_apiserver import FakeApiServer
+    from meshsync_testkit.seed import bulk_namespaces, bulk_objects
 
     async def main() -> None:
         server = FakeApiServer(seed=True)
         await server.start()
-        namespaces = [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bulk-{i}"}}
-            for i in range(10)
-        ]
+        namespaces = bulk_namespaces()
         server.load(namespaces)
         server.load(bulk_objects(objects))
         server.write_kubeconfig(kubeconfig)
@@ -192,10 +190,10 @@ async def breakdown(pages: int = 40) -> dict[str, float]:
     import orjson
     from meshsync_k8s import raw_json
     from meshsync_k8s.client import decode
-    from meshsync_k8s.fake_apiserver import bulk_objects
     from meshsync_k8s.redaction import SecretRedaction
     from meshsync_k8s.resources import ApiResource
     from meshsync_k8s.watcher import ResourceWatcher
+    from meshsync_testkit.seed import bulk_objects
 
     from meshsync_core import Engine, Options, Sink, Source
     from meshsync_core.gc_pause import gc_paused

@@ -17,7 +17,7 @@ from pathlib import Path
 import nats
 import orjson
 from meshsync_nats.sink import NatsSink
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import Engine, Event, EventType, Options, Resource, Source, SourceContext
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import nats
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core.api import build_engine, resolve_options
 from meshsync_core.plugin_manager import PluginManager

@@ -179,7 +179,7 @@ def seed_objects(n: int) -> Iterator[tuple[str, dict[str, Any], dict[str, Any] |
     env, probes, a projected volume, ownerReferences and a kubelet-like status; a ConfigMap with
     two data keys), minus everything the server sets itself.
     """
-    from meshsync_k8s.fake_apiserver import bulk_objects
+    from meshsync_testkit.seed import bulk_objects
 
     for i, obj in enumerate(bulk_objects(n, NAMESPACES)):
         meta = obj["metadata"]
@@ -198,9 +198,10 @@ def seed_objects(n: int) -> Iterator[tuple[str, dict[str, Any], dict[str, Any] |
 async def seed(plane: Any, n: int) -> dict[str, float]:
     import aiohttp
     import orjson
+    from meshsync_testkit.seed import bulk_namespaces
 
-    for i in range(NAMESPACES):
-        plane.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bulk-{i}"}})
+    for namespace in bulk_namespaces(NAMESPACES):
+        plane.apply(namespace)
     context = ssl.create_default_context(cafile=str(plane.ca_file))
     context.load_cert_chain(str(plane.admin.cert), str(plane.admin.key))
     objects = seed_objects(n)
@@ -627,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown measurements: {', '.join(sorted(unknown))}")
 
     sys.path.insert(0, str(REPO))
-    from meshsync_nats.testing import NatsServer
+    from meshsync_testkit.nats_server import NatsServer
 
     from tests.realkube.cluster import ControlPlane
 

@@ -25,15 +25,13 @@ CHURN_NAMESPACE = "churn"
 
 
 def _serve(conn: Connection, objects: int, kubeconfig: str) -> None:
-    from meshsync_k8s.fake_apiserver import FakeApiServer, bulk_objects
+    from meshsync_testkit.fake_apiserver import FakeApiServer
+    from meshsync_testkit.seed import bulk_namespaces, bulk_objects
 
     async def main() -> None:
         server = FakeApiServer()
         await server.start()
-        namespaces = [
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bulk-{i}"}}
-            for i in range(10)
-        ]
+        namespaces = bulk_namespaces()
         namespaces.append(
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CHURN_NAMESPACE}}
         )

@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout that is not installed
     sys.path.insert(0, str(ROOT))
 
+from meshsync_testkit import pytest_plugin  # noqa: E402 - the fixtures, in meshsync-testkit
+
 from meshsync_core import (  # noqa: E402 - after the sys.path fix above
     components,
     errors,
@@ -62,7 +64,8 @@ import-linter contract keeps the built-in plugins to it): the components and con
 `ComponentMetrics` (every component has one as `self.metrics`), `gc_paused`, `RateLimitedLog`,
 `SignalControl`, the published index (`IndexStore`, `IndexRecord`, `IndexUnusable`, `Changes`,
 `partition_of`) and the workload stream types (`WorkloadStreams`, `ExecSession`, `StreamTarget`,
-`LogOptions`, `StreamError`). The test helpers are in `meshsync_core.testing`.
+`LogOptions`, `StreamError`). The test helpers are in `meshsync_core.testing` (their pytest
+fixtures in the `meshsync-testkit` distribution).
 
 - [Hooks](#hooks)
 - [Components](#components)
@@ -134,7 +137,15 @@ TESTING = [
     testing.CaptureSink,
 ]
 TESTING_CONSTANTS = ["PODS", "NAMESPACES"]
-TESTING_FIXTURES = ["capture_sink", "memory_source"]
+#: The fixtures of meshsync_testkit.pytest_plugin, in this order.
+TESTING_FIXTURES = [
+    "capture_sink",
+    "memory_source",
+    "fake_cluster",
+    "nats_server",
+    "jetstream_server",
+    "nats_server_factory",
+]
 
 #: Dunder methods worth listing (``__init__`` only with a docstring of its own).
 DUNDERS = {"__init__", "__call__"}
@@ -361,11 +372,11 @@ def render() -> str:
         parts.append(entry("###", name, code, notes.get(name)))
     parts += [render_object(obj, missing) for obj in TESTING]
     parts.append(
-        '### Fixtures\n\nWith `pytest_plugins = ["meshsync_core.testing"]` in your top-level '
-        "`conftest.py`, tests can ask for these by name.\n"
+        "### Fixtures\n\nFrom `meshsync_testkit.pytest_plugin`: with `meshsync-testkit` installed, "
+        "pytest loads it by itself (entry point `pytest11`) and tests can ask for these by name.\n"
     )
     for name in TESTING_FIXTURES:
-        fixture = getattr(testing, name)
+        fixture = getattr(pytest_plugin, name)
         function = getattr(fixture, "__wrapped__", None) or fixture._fixture_function
         doc = own_doc(function)
         if doc is None:

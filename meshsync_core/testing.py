@@ -1,8 +1,7 @@
 """Helpers for testing MeshSync plugins: event factories, an in-memory source, a capturing sink.
 
-Use them from a plugin's tests with ``pytest_plugins = ["meshsync_core.testing"]`` in the
-top-level ``conftest.py`` (for the ``capture_sink`` and ``memory_source`` fixtures), or import
-what you need::
+Import what you need; the ``capture_sink`` and ``memory_source`` fixtures built on them come
+with ``meshsync-testkit``, whose pytest plugin pytest loads by itself::
 
     from meshsync_core import Engine, Options
     from meshsync_core.testing import MemorySource, make_deleted, make_event
@@ -331,21 +330,3 @@ class CaptureSink(Sink):
     def names(self) -> list[str]:
         """The object name of every captured event, in delivery order."""
         return [event.name for event in self.events]
-
-
-try:  # fixtures only where pytest is installed; the classes above work without it
-    import pytest
-except ImportError:  # pragma: no cover
-    pytest = None  # type: ignore[assignment]
-
-if pytest is not None:
-
-    @pytest.fixture
-    def capture_sink() -> CaptureSink:
-        """A fresh :class:`CaptureSink`."""
-        return CaptureSink()
-
-    @pytest.fixture
-    def memory_source() -> MemorySource:
-        """A :class:`MemorySource` with three ``ADDED`` Pods: ``pod-0``, ``pod-1``, ``pod-2``."""
-        return MemorySource([make_event(f"pod-{i}") for i in range(3)])

@@ -9,7 +9,7 @@ each wheel from its own sdist (so an sdist that misses a file fails here, not on
 machine), and ``twine check --strict`` then checks the metadata of every file. Earlier builds of
 these distributions in the output directory are removed first; other files are left alone.
 
-With ``--with-deps`` the wheels of every third-party dependency of ``meshsync[all]`` are added
+With ``--with-deps`` the wheels of every third-party dependency of ``meshsync[all,demo]`` are added
 (``pip wheel``, for this Python and platform), so that a machine without an index installs with
 ``pip install --no-index --find-links dist "meshsync[nats]"``.
 """
@@ -28,6 +28,7 @@ PROJECTS = {
     "meshsync_k8s": ROOT / "plugins" / "meshsync_k8s",
     "meshsync_nats": ROOT / "plugins" / "meshsync_nats",
     "meshsync_file": ROOT / "plugins" / "meshsync_file",
+    "meshsync_testkit": ROOT / "plugins" / "meshsync_testkit",
 }
 
 
@@ -54,7 +55,7 @@ def build_all(outdir: Path, *, isolation: bool = True) -> list[Path]:
 
 
 def add_dependencies(outdir: Path, made: list[Path]) -> None:
-    """``pip wheel`` every dependency of ``meshsync[all]`` into ``outdir``.
+    """``pip wheel`` every dependency of ``meshsync[all,demo]`` into ``outdir``.
 
     The wheels just built are named by path, so pip takes them (never the unrelated ``meshsync``
     on PyPI) and fetches only the third-party requirements.
@@ -64,7 +65,7 @@ def add_dependencies(outdir: Path, made: list[Path]) -> None:
     plugins = [path for path in built if path != core]
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--wheel-dir", str(outdir),
-         f"{core}[all]", *map(str, plugins)],
+         f"{core}[all,demo]", *map(str, plugins)],
         check=True,
     )  # fmt: skip
 

@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-pytest_plugins = ["meshsync_core.testing", "tests.realkube.fixtures"]
+# The fixtures of meshsync_testkit.pytest_plugin (capture_sink, memory_source, fake_cluster,
+# nats_server, jetstream_server, nats_server_factory) come through its pytest11 entry point.
+pytest_plugins = ["tests.realkube.fixtures"]
 
 # `meshsync run` serves health and metrics on port 11000 by default; test processes run side by
 # side, so they get none unless a test asks for one (subprocesses inherit this).

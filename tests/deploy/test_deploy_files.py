@@ -83,7 +83,7 @@ def test_deployment_probes_security_and_broker_configuration() -> None:
 
 
 def test_manifests_apply_to_the_fake_api_server_with_kubectl(tmp_path: Path) -> None:
-    from meshsync_k8s.fake_apiserver import FakeApiServer
+    from meshsync_testkit.fake_apiserver import FakeApiServer
 
     kubectl = require_tool("kubectl")
     with FakeApiServer.in_thread() as server:

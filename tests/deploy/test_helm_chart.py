@@ -113,7 +113,7 @@ def test_an_unknown_output_fails_with_a_clear_message() -> None:
 
 
 def test_rendered_chart_applies_to_the_fake_api_server(tmp_path: Path) -> None:
-    from meshsync_k8s.fake_apiserver import FakeApiServer
+    from meshsync_testkit.fake_apiserver import FakeApiServer
 
     manifest = tmp_path / "rendered.yaml"
     manifest.write_text(yaml.safe_dump_all(render()))

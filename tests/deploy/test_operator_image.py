@@ -52,8 +52,8 @@ from email.parser import Parser
 from pathlib import Path
 
 import pytest
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
-from meshsync_nats.testing import free_port
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster
+from meshsync_testkit.nats_server import free_port
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 

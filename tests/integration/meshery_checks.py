@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from meshsync_nats.testing import NatsServer, free_port
+from meshsync_testkit.nats_server import NatsServer, free_port
 
 from meshsync_core.testing import wait_until_sync
 

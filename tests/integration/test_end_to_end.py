@@ -17,10 +17,10 @@ import nats
 import orjson
 import pytest
 import yaml
-from meshsync_k8s.fake_apiserver import KUBE_SYSTEM_UID, FakeApiServer, demo_cluster
 from meshsync_k8s.redaction import redact_secret
 from meshsync_nats import wire as wire_shape
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.fake_apiserver import KUBE_SYSTEM_UID, FakeApiServer, demo_cluster
+from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import Engine, Options
 from meshsync_core.api import resolve_options

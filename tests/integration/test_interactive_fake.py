@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from meshsync_k8s.fake_apiserver import FakeApiServer
 from meshsync_k8s.source import KubernetesSource
 from meshsync_nats.meshery_client import MesheryClient, log_request
 from meshsync_nats.sink import NatsSink
-from meshsync_nats.testing import NatsServer, nats_server  # noqa: F401 - a fixture
+from meshsync_testkit.fake_apiserver import FakeApiServer
+from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import Engine, Options
 from tests.k8s.conftest import FAST
@@ -70,7 +70,7 @@ async def meshsync(
 
 async def test_a_meshery_client_follows_logs_and_runs_a_shell(
     tmp_path: Path,
-    nats_server: NatsServer,  # noqa: F811
+    nats_server: NatsServer,
 ) -> None:
     async with meshsync(tmp_path, nats_server, pod_logs="on", pod_exec="on") as (server, client):
         for line in ("one", "two", "three"):
@@ -123,7 +123,7 @@ def _stop(process: subprocess.Popen[str]) -> str:
 
 def test_demo_shows_a_log_stream_and_a_shell_when_asked(
     tmp_path: Path,
-    nats_server: NatsServer,  # noqa: F811
+    nats_server: NatsServer,
 ) -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"KUBECONFIG", "BROKER_URL"}}
     demo = subprocess.Popen(

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster
+from meshsync_testkit.nats_server import NatsServer
 
 from tests.nats.helpers import Subscriber, wait_indexed, wait_until
 

@@ -8,7 +8,7 @@ command as Meshery Operator runs it (no arguments, everything from the environme
 * no message, on any subject, ever carries ``EventType: "ERROR"`` (Meshery Server type-asserts
   such an Object to a Go error and panics), even while the API server misbehaves.
 
-The API server is ``meshsync_k8s.fake_apiserver`` (its faults on demand); NATS is a real
+The API server is ``meshsync_testkit.fake_apiserver`` (its faults on demand); NATS is a real
 ``nats-server`` with token authentication and its HTTP monitor.
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 import nats
 import pytest
 import yaml
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
-from meshsync_nats.testing import NatsServer, free_port
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster
+from meshsync_testkit.nats_server import NatsServer, free_port
 
 from meshsync_core.health import DEFAULT_PORT
 from tests.integration.meshery_checks import (

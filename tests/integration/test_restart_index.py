@@ -18,9 +18,9 @@ from typing import Any
 
 import nats
 import pytest
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
 from meshsync_nats.index_store import FORMAT_KEY
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster
+from meshsync_testkit.nats_server import NatsServer
 
 from tests.nats.helpers import Subscriber, wait_indexed, wait_until
 

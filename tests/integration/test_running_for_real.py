@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
-from meshsync_nats.testing import NatsServer, free_port
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster
+from meshsync_testkit.nats_server import NatsServer, free_port
 
 from meshsync_core.testing import wait_until_sync
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from meshsync_k8s.fake_apiserver import FakeApiServer
 from meshsync_k8s.source import KubernetesSource
 from meshsync_k8s.watcher import Tuning
+from meshsync_testkit.fake_apiserver import FakeApiServer
 
 from meshsync_core import Engine, Event, EventType, Options
 from meshsync_core.testing import CaptureSink, wait_until  # noqa: F401 - shared by the tests

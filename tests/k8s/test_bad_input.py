@@ -13,9 +13,9 @@ from pathlib import Path
 import orjson
 import pytest
 from aiohttp import web
-from meshsync_k8s.fake_apiserver import FakeApiServer
 from meshsync_k8s.kubeconfig import load_connection
 from meshsync_k8s.source import KubernetesSource
+from meshsync_testkit.fake_apiserver import FakeApiServer
 
 from meshsync_core import ConfigError, Engine, Options
 from meshsync_core.cli import main

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster
 
 from meshsync_core import api
 

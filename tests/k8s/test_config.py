@@ -8,9 +8,9 @@ import json
 import logging
 
 import pytest
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
 from meshsync_k8s.source import KubernetesSource
 from meshsync_k8s.watcher import Tuning
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster
 
 from meshsync_core import ConfigError, Engine, EventType, Options
 from meshsync_core.testing import CaptureSink

@@ -9,8 +9,8 @@ import logging
 import time
 
 import pytest
-from meshsync_k8s.fake_apiserver import KUBE_SYSTEM_UID, FakeApiServer, demo_cluster
 from meshsync_k8s.resources import DEFAULT_RESOURCES
+from meshsync_testkit.fake_apiserver import KUBE_SYSTEM_UID, FakeApiServer, demo_cluster
 
 from meshsync_core import EventType
 

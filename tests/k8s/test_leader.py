@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from meshsync_k8s.client import ApiClient
-from meshsync_k8s.fake_apiserver import FakeApiServer
 from meshsync_k8s.kubeconfig import load_connection
 from meshsync_k8s.leader import LeaderElector, LeaseTiming
+from meshsync_testkit.fake_apiserver import FakeApiServer
 
 from .conftest import wait_until
 
@@ -152,8 +152,8 @@ async def test_readyz_tells_the_leader_and_the_standby_apart(server, kubeconfig:
     """Both replicas are ready (a standby takes over without a start-up); /readyz says which one
     publishes, and meshsync_k8s_leader is 1 on the leader only."""
     import aiohttp
-    from meshsync_k8s.fake_apiserver import demo_cluster
     from meshsync_k8s.source import KubernetesSource
+    from meshsync_testkit.fake_apiserver import demo_cluster
 
     from meshsync_core import Engine, Options
     from meshsync_core.health import HealthServer

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
-from meshsync_k8s.fake_apiserver import FakeApiServer
 from meshsync_k8s.kubeconfig import load_connection
+from meshsync_testkit.fake_apiserver import FakeApiServer
 
 from meshsync_core import ConfigError
 

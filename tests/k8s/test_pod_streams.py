@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from meshsync_k8s.client import ApiClient
-from meshsync_k8s.fake_apiserver import FakeApiServer
 from meshsync_k8s.kubeconfig import load_connection
 from meshsync_k8s.pod_streams import (
     EXEC_PROTOCOLS,
@@ -21,6 +20,7 @@ from meshsync_k8s.pod_streams import (
     exec_params,
     pod_path,
 )
+from meshsync_testkit.fake_apiserver import FakeApiServer
 
 from meshsync_core import LogOptions, StreamError, StreamTarget, WorkloadStreams
 from meshsync_core import streams as kinds

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
 from meshsync_k8s.kubeconfig import load_connection
 from meshsync_k8s.proxies import environment_proxy
 from meshsync_k8s.source import KubernetesSource
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster
 
 from meshsync_core import ConfigError, Options, StartupError
 

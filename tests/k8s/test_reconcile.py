@@ -8,8 +8,8 @@ import dataclasses
 import logging
 
 import pytest
-from meshsync_k8s.fake_apiserver import FakeApiServer, bulk_objects
 from meshsync_k8s.source import tuning_from
+from meshsync_testkit.fake_apiserver import FakeApiServer, bulk_objects
 
 from meshsync_core import EventType, Options
 

@@ -6,7 +6,7 @@ import copy
 import logging
 from typing import Any
 
-from meshsync_k8s.fake_apiserver import FakeApiServer, bulk_objects
+from meshsync_testkit.fake_apiserver import FakeApiServer, bulk_objects
 
 from meshsync_core import EventType
 

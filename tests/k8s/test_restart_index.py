@@ -8,8 +8,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
 from meshsync_k8s.source import KubernetesSource
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster
 
 from meshsync_core import Engine, EventType, Options
 from meshsync_core.testing import CaptureSink

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-from meshsync_k8s.fake_apiserver import FakeApiServer, bulk_objects
 from meshsync_k8s.source import tuning_from
+from meshsync_testkit.fake_apiserver import FakeApiServer, bulk_objects
 
 from meshsync_core import EventType, Options
 

@@ -1,1 +1,1 @@
-"""Tests of the fake kube-apiserver (meshsync_k8s.fake_apiserver)."""
+"""Tests of the fake kube-apiserver (meshsync_testkit.fake_apiserver)."""

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import kubernetes
 import pytest
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster
 
 from meshsync_core.tools import require_tool
 

@@ -11,7 +11,7 @@ import kubernetes
 import orjson
 import pytest
 from kubernetes.client.rest import ApiException
-from meshsync_k8s.fake_apiserver import ApiError, FakeApiServer
+from meshsync_testkit.fake_apiserver import ApiError, FakeApiServer
 
 from meshsync_core.testing import wait_until
 

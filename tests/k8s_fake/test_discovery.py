@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import kubernetes
-from meshsync_k8s.fake_apiserver import KUBE_SYSTEM_UID, FakeApiServer
+from meshsync_testkit.fake_apiserver import KUBE_SYSTEM_UID, FakeApiServer
 
 CORE = {
     "namespaces",

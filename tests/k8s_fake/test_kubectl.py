@@ -8,7 +8,7 @@ import subprocess
 import threading
 
 import pytest
-from meshsync_k8s.fake_apiserver import FakeApiServer
+from meshsync_testkit.fake_apiserver import FakeApiServer
 
 
 def run(kubectl: str, kubeconfig: pathlib.Path, *args: str, stdin: str | None = None) -> str:

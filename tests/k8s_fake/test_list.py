@@ -6,7 +6,7 @@ import aiohttp
 import kubernetes
 import pytest
 from kubernetes.client.rest import ApiException
-from meshsync_k8s.fake_apiserver import FakeApiServer, bulk_objects
+from meshsync_testkit.fake_apiserver import FakeApiServer, bulk_objects
 
 
 def _names(items: list) -> list[str]:

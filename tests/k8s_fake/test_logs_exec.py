@@ -15,8 +15,8 @@ from collections.abc import Iterator
 
 import aiohttp
 import pytest
-from meshsync_k8s.fake_apiserver import FakeApiServer
-from meshsync_k8s.fake_apiserver.pod_streams import ExecError, ExecSession
+from meshsync_testkit.fake_apiserver import FakeApiServer
+from meshsync_testkit.fake_apiserver.pod_streams import ExecError, ExecSession
 
 from tests.realkube import pod_streams_checks as checks
 from tests.realkube.pod_streams_checks import TIMEOUT, V4, V5, StreamTarget, exec_session

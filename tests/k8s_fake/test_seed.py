@@ -8,7 +8,12 @@ import statistics
 
 import aiohttp
 import orjson
-from meshsync_k8s.fake_apiserver import KUBE_SYSTEM_UID, FakeApiServer, bulk_objects, demo_cluster
+from meshsync_testkit.fake_apiserver import (
+    KUBE_SYSTEM_UID,
+    FakeApiServer,
+    bulk_objects,
+    demo_cluster,
+)
 
 
 def test_demo_cluster_is_realistic_and_consistent() -> None:

@@ -6,8 +6,8 @@ import datetime as dt
 
 import aiohttp
 import pytest
-from meshsync_k8s.fake_apiserver import FakeApiServer
-from meshsync_k8s.fake_apiserver.tables import human_age
+from meshsync_testkit.fake_apiserver import FakeApiServer
+from meshsync_testkit.fake_apiserver.tables import human_age
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 

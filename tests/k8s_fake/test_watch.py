@@ -10,7 +10,7 @@ import kubernetes
 import orjson
 import pytest
 from kubernetes.client.rest import ApiException
-from meshsync_k8s.fake_apiserver import FakeApiServer
+from meshsync_testkit.fake_apiserver import FakeApiServer
 
 CM = {"apiVersion": "v1", "kind": "ConfigMap"}
 

@@ -1,8 +1,8 @@
 """A 3-node JetStream cluster of real ``nats-server`` processes on loopback, for failover tests.
 
-Each node is a :class:`~meshsync_nats.testing.NatsServer` with its own store directory, a fixed
-client port, cluster port and monitoring port (so a node restarted after ``kill -9`` rejoins on
-the same addresses), ``server_name`` ``n1``..``n3`` and routes to the other two::
+Each node is a :class:`~meshsync_testkit.nats_server.NatsServer` with its own store directory, a
+fixed client port, cluster port and monitoring port (so a node restarted after ``kill -9``
+rejoins on the same addresses), ``server_name`` ``n1``..``n3`` and routes to the other two::
 
     cluster = NatsCluster(tmp_path / "cluster")
     cluster.start()                         # returns once the meta leader is elected
@@ -28,7 +28,7 @@ from typing import Any
 
 import nats.errors
 import nats.js.errors
-from meshsync_nats.testing import NatsServer, free_port
+from meshsync_testkit.nats_server import NatsServer, free_port
 from nats.aio.client import Client
 
 CLUSTER_NAME = "meshsync-test"

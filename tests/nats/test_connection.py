@@ -10,7 +10,7 @@ import nkeys
 import pytest
 from meshsync_nats.connection import ConnectionSettings, mask_url, normalise_url, parse_servers
 from meshsync_nats.sink import NatsSink
-from meshsync_nats.testing import TlsFiles, make_user_creds
+from meshsync_testkit.nats_server import TlsFiles, make_user_creds
 
 from meshsync_core import ConfigError, Engine, Options
 from meshsync_core.cli import build_run_command

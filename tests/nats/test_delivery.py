@@ -11,7 +11,7 @@ import signal
 import pytest
 from meshsync_nats import wire
 from meshsync_nats.sink import NatsSink
-from meshsync_nats.testing import NatsServer, free_port
+from meshsync_testkit.nats_server import NatsServer, free_port
 
 from meshsync_core import ConfigError, Engine
 from meshsync_core.testing import MemorySource, make_event

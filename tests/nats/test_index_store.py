@@ -10,7 +10,7 @@ import logging
 import nats
 import pytest
 from meshsync_nats.index_store import FORMAT_KEY, KvIndexStore
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core.published_index import IndexRecord, IndexUnusable
 

@@ -19,7 +19,7 @@ from meshsync_nats.oversize import (
     shrink,
 )
 from meshsync_nats.sink import NatsSink, msg_id
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import Engine, Event, EventType
 from tests.nats.helpers import (

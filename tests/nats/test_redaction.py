@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from meshsync_k8s.redaction import SecretRedaction
 from meshsync_nats.sink import NatsSink
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import Engine
 from meshsync_core.api import resolve_options

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.nats_server import NatsServer
 
 from tests.nats.test_sessions import ALLOW, interactive, shop
 

@@ -10,7 +10,7 @@ import pytest
 from meshsync_k8s.redaction import SecretRedaction
 from meshsync_nats import requests as req
 from meshsync_nats.sink import NatsSink
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import Engine, __version__
 from tests.nats.helpers import (

@@ -20,7 +20,7 @@ import pytest
 from meshsync_nats import sessions as s
 from meshsync_nats.meshery_client import MesheryClient, log_request, request_message
 from meshsync_nats.sink import NatsSink
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import ConfigError, Engine, Options
 from tests.nats.fake_streams import FakeStreams, StreamingSource

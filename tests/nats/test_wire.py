@@ -11,7 +11,7 @@ import pytest
 from meshsync_k8s.redaction import SecretRedaction
 from meshsync_nats import wire
 from meshsync_nats.sink import NatsSink
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import Engine, Event, EventType, Resource
 from meshsync_core.testing import MemorySource

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import venv
 import zipfile
 from email.parser import Parser
@@ -25,8 +26,8 @@ import nats
 import orjson
 import pytest
 import yaml
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster
+from meshsync_testkit.nats_server import NatsServer
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -41,12 +42,16 @@ ROOT = Path(__file__).resolve().parents[2]
 VERSION = meshsync_core.__version__
 #: The distributions of this repository, by the name their files start with.
 OURS = {"meshsync": "meshsync", "meshsync-k8s": "meshsync_k8s",
-        "meshsync-nats": "meshsync_nats", "meshsync-file": "meshsync_file"}  # fmt: skip
+        "meshsync-nats": "meshsync_nats", "meshsync-file": "meshsync_file",
+        "meshsync-testkit": "meshsync_testkit"}  # fmt: skip
+#: What only the test kit may ship: the fake API server, the nats-server fixture, trustme.
+TEST_SUPPORT = ("fake_apiserver", "testing.py", "nats_server.py", "trustme", "demo.py")
 #: extra -> the plugins it installs (besides the core's own console sink) and the outputs run.
 EXTRAS = {
     "nats": ({"k8s", "nats"}, ["nats"]),
     "file": ({"k8s", "file"}, ["file"]),
     "all": ({"k8s", "nats", "file"}, ["nats", "file"]),
+    "demo": ({"k8s", "file", "testkit"}, ["file"]),
 }
 
 
@@ -168,6 +173,53 @@ def test_every_distribution_has_the_one_version_and_publishable_metadata(dist: P
     assert pinned["nats"] == {"meshsync-k8s", "meshsync-nats"}
     assert pinned["file"] == {"meshsync-k8s", "meshsync-file"}
     assert pinned["all"] == {"meshsync-k8s", "meshsync-nats", "meshsync-file"}
+    assert pinned["demo"] == {"meshsync-testkit", "meshsync-k8s", "meshsync-file"}
+    assert pinned["test"] == {"meshsync-testkit"}
+
+
+@pytest.mark.parametrize("name", ["meshsync-k8s", "meshsync-nats"])
+def test_the_production_plugins_ship_no_test_support(name: str, dist: Path) -> None:
+    """The fake API server, the nats-server fixture and trustme are in meshsync-testkit only:
+    not a file of them in the plugin's wheel or sdist, not a line of its code naming them, and
+    no requirement on trustme or on the test kit."""
+    wheel = wheels(dist)[name]
+    sdist = dist / f"{OURS[name]}-{VERSION}.tar.gz"
+    with zipfile.ZipFile(wheel) as archive:
+        files = {member: archive.read(member) for member in archive.namelist()}
+    with tarfile.open(sdist) as archive:
+        for member in archive.getmembers():
+            extracted = archive.extractfile(member) if member.isfile() else None
+            if extracted is not None:
+                files[f"sdist:{member.name}"] = extracted.read()
+    assert any(path.endswith(".py") for path in files), sorted(files)
+    for path, data in files.items():
+        assert not any(word in path for word in TEST_SUPPORT), f"{name}: {path}"
+        if path.endswith(".py"):
+            text = data.decode()
+            for word in ("fake_apiserver", "meshsync_testkit", "trustme"):
+                assert word not in text, f"{name}: {path} names {word}"
+    for line in metadata(wheel).get("Requires-Dist", []):
+        requirement = canonicalize_name(Requirement(line).name)
+        assert requirement not in {"trustme", "meshsync-testkit"}, f"{name}: {line}"
+
+
+def test_the_test_kit_ships_the_test_support(dist: Path) -> None:
+    """What left the production plugins is in meshsync-testkit: the fake API server, its seed
+    data, the nats-server fixture, the demo command, the pytest plugin (entry points included)."""
+    wheel = wheels(dist)["meshsync-testkit"]
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        entry_points = next(
+            archive.read(n).decode() for n in names if n.endswith(".dist-info/entry_points.txt")
+        )
+    for module in ("fake_apiserver/__init__.py", "fake_apiserver/server.py", "seed.py",
+                   "nats_server.py", "demo.py", "plugin.py", "pytest_plugin.py"):  # fmt: skip
+        assert f"meshsync_testkit/{module}" in names, module
+    assert "meshsync_testkit = meshsync_testkit.pytest_plugin" in entry_points
+    assert "testkit = meshsync_testkit.plugin" in entry_points
+    requirements = {canonicalize_name(Requirement(line).name)
+                    for line in metadata(wheel)["Requires-Dist"]}  # fmt: skip
+    assert "trustme" in requirements
 
 
 def test_the_pyprojects_take_the_version_from_one_place() -> None:
@@ -252,6 +304,15 @@ async def test_pip_install_the_extra_from_the_wheelhouse_then_sync(
     if "nats" in outputs:
         kinds = {(obj["kind"], obj["metadata"]["name"]) for obj in published.values()}
         assert kube_system in kinds and ("Deployment", "web") in kinds, sorted(kinds)
+    if "testkit" in plugins:  # the demo extra: meshsync demo, from the installed test kit
+        demo_snapshot = tmp_path / "demo.yaml"
+        run(
+            [bin_dir / "meshsync", "demo", "--once", "--output", "file",
+             "--output-file", demo_snapshot, "--file-progress", "off"],
+            env=env, cwd=tmp_path, timeout=120,
+        )  # fmt: skip
+        demo_docs = [doc for doc in yaml.safe_load_all(demo_snapshot.read_text()) if doc]
+        assert ("Deployment", "web") in {(d["kind"], d["metadata"]["name"]) for d in demo_docs}
     if "file" in outputs:
         docs = [doc for doc in yaml.safe_load_all(snapshot.read_text()) if doc]
         kinds = {(doc["kind"], doc["metadata"]["name"]) for doc in docs}

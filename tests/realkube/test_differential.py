@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from meshsync_k8s.fake_apiserver import FakeApiServer
+from meshsync_testkit.fake_apiserver import FakeApiServer
 
 from tests.realkube.cluster import ControlPlane
 from tests.realkube.endpoints import Endpoint

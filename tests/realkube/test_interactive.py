@@ -24,7 +24,7 @@ import yaml
 from meshsync_k8s.source import KubernetesSource
 from meshsync_nats.meshery_client import Inbox, MesheryClient, log_request
 from meshsync_nats.sink import NatsSink
-from meshsync_nats.testing import NatsServer, nats_server  # noqa: F401 - a fixture
+from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import Engine, Options
 from tests.k8s.conftest import FAST
@@ -157,7 +157,7 @@ async def test_follow_tail_previous_stop_and_duplicate(
     real_cluster: ControlPlane,
     real_kubeconfig: Path,
     real_namespace: str,
-    nats_server: NatsServer,  # noqa: F811
+    nats_server: NatsServer,
 ) -> None:
     files = make_pod(real_cluster, real_namespace, "web", ["web", "sidecar"])
     files["web"].append("one", "two", "three")
@@ -217,7 +217,7 @@ async def test_log_errors_are_the_api_servers_own(
     real_cluster: ControlPlane,
     real_kubeconfig: Path,
     real_namespace: str,
-    nats_server: NatsServer,  # noqa: F811
+    nats_server: NatsServer,
 ) -> None:
     make_pod(real_cluster, real_namespace, "web", ["web", "sidecar"])
     async with meshsync(real_kubeconfig, real_namespace, nats_server, **ALLOW) as run:
@@ -251,7 +251,7 @@ async def test_exec_runs_commands_and_reports_the_exit_status(
     real_cluster: ControlPlane,
     real_kubeconfig: Path,
     real_namespace: str,
-    nats_server: NatsServer,  # noqa: F811
+    nats_server: NatsServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="meshsync")
@@ -288,7 +288,7 @@ async def test_session_list_limits_and_stop(
     real_cluster: ControlPlane,
     real_kubeconfig: Path,
     real_namespace: str,
-    nats_server: NatsServer,  # noqa: F811
+    nats_server: NatsServer,
 ) -> None:
     make_pod(real_cluster, real_namespace, "web", ["web"])
     async with meshsync(
@@ -327,7 +327,7 @@ async def test_session_list_limits_and_stop(
 async def test_rbac_403_without_the_optional_rules_and_a_shell_with_them(
     real_cluster: ControlPlane,
     real_namespace: str,
-    nats_server: NatsServer,  # noqa: F811
+    nats_server: NatsServer,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -392,7 +392,7 @@ async def test_defaults_refuse_a_shell_without_nats_auth(
     real_cluster: ControlPlane,
     real_kubeconfig: Path,
     real_namespace: str,
-    nats_server: NatsServer,  # noqa: F811
+    nats_server: NatsServer,
 ) -> None:
     make_pod(real_cluster, real_namespace, "web", ["web"])
     async with meshsync(real_kubeconfig, real_namespace, nats_server) as run:  # no opt-in
@@ -406,7 +406,7 @@ async def test_defaults_refuse_a_shell_without_nats_auth(
 async def test_the_wildcard_rule_reads_logs_but_opens_no_shell(
     real_cluster: ControlPlane,
     real_namespace: str,
-    nats_server: NatsServer,  # noqa: F811
+    nats_server: NatsServer,
     tmp_path: Path,
 ) -> None:
     """The shipped reader role as it is: its custom-resources wildcard matches pods/log (get)

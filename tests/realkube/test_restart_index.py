@@ -8,7 +8,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from meshsync_nats.testing import NatsServer
+from meshsync_testkit.nats_server import NatsServer
 
 from tests.integration.test_restart_index import _start, _stop
 from tests.nats.helpers import Subscriber, wait_indexed, wait_until

@@ -1,3 +1,3 @@
-"""Kubernetes discovery for MeshSync: the ``k8s`` source, Secret redaction, a fake API server."""
+"""Kubernetes discovery for MeshSync: the ``k8s`` source and Secret redaction."""
 
 __version__ = "0.1.0"

@@ -142,13 +142,3 @@ def meshsync_add_options() -> list[click.Option]:
 @hookimpl
 def meshsync_sources() -> list[type[Source]]:
     return [KubernetesSource]
-
-
-@hookimpl
-def meshsync_commands(cli: click.Group) -> None:
-    """``meshsync demo``: the ``run`` command against a built-in, changing fake cluster."""
-    from meshsync_k8s.demo import build_demo_command  # imports the fake server only when used
-
-    run = cli.commands.get("run")
-    if isinstance(run, click.Command):
-        cli.add_command(build_demo_command(run))

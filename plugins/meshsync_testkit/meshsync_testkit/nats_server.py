@@ -1,6 +1,7 @@
-"""Test helpers: a real ``nats-server`` process, and pytest fixtures built on it.
+"""Test helpers: a real ``nats-server`` process, TLS files and NKEY credentials.
 
-Use from a conftest with ``pytest_plugins = ["meshsync_nats.testing"]``::
+The pytest fixtures built on it (``nats_server``, ``jetstream_server``, ``nats_server_factory``)
+are in :mod:`meshsync_testkit.pytest_plugin`, which pytest loads by itself::
 
     async def test_publish(nats_server):
         nc = await nats.connect(nats_server.url)
@@ -22,7 +23,6 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -288,45 +288,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-try:  # fixtures only where pytest is installed
-    import pytest
-except ImportError:  # pragma: no cover
-    pytest = None  # type: ignore[assignment]
-
-if pytest is not None:
-
-    @pytest.fixture
-    def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
-        """A plain nats-server on a free port, stopped after the test."""
-        with NatsServer(tmp_path / "nats") as server:
-            yield server
-
-    @pytest.fixture
-    def jetstream_server(tmp_path: Path) -> Iterator[NatsServer]:
-        """A nats-server with JetStream (file storage in the test's directory)."""
-        with NatsServer(tmp_path / "nats-js", jetstream=True) as server:
-            yield server
-
-    @pytest.fixture
-    def nats_server_factory(tmp_path: Path) -> Iterator[Any]:
-        """``factory(**NatsServer kwargs)`` -> a started server; all stopped after the test."""
-        servers: list[NatsServer] = []
-
-        def factory(**kwargs: Any) -> NatsServer:
-            server = NatsServer(tmp_path / f"nats-{len(servers)}", **kwargs)
-            servers.append(server)
-            server.start()
-            return server
-
-        yield factory
-        for server in servers:
-            server.stop()
-
-    @pytest.fixture
-    def tls_files(tmp_path: Path) -> TlsFiles:
-        return make_tls_files(tmp_path / "tls")
 
 
 __all__ = [

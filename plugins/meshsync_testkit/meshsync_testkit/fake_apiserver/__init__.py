@@ -17,14 +17,14 @@ or, from synchronous code (official client, kubectl)::
 Module map: ``resources`` (resource table, discovery documents, CRD registration), ``store``
 (objects, resourceVersions, history, watchers), ``selectors``, ``patch`` (merge/strategic/JSON
 patch), ``encoding`` (lists and events from cached bytes), ``watch`` (one watch stream),
-``tables`` (kubectl's Table output), ``faults``, ``seed`` (demo data), ``errors`` (Status),
-``server`` (HTTP routing and the FakeApiServer class).
+``tables`` (kubectl's Table output), ``faults``, ``errors`` (Status), ``server`` (HTTP routing
+and the FakeApiServer class). The demo data is in :mod:`meshsync_testkit.seed`.
 """
 
+from ..seed import KUBE_SYSTEM_UID, bulk_objects, demo_cluster
 from .errors import ApiError
 from .faults import Faults
 from .resources import BUILTIN_RESOURCES, Registry, ResourceType
-from .seed import KUBE_SYSTEM_UID, bulk_objects, demo_cluster
 from .server import FakeApiServer
 
 __all__ = [

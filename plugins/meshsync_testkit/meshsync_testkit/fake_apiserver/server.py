@@ -25,6 +25,7 @@ import orjson
 import yaml
 from aiohttp import web
 
+from ..seed import base_namespaces
 from . import managed, subresources, tables
 from .encoding import list_body, render
 from .errors import ApiError, bad_request, conflict, not_found, watch_list_forbidden
@@ -40,7 +41,6 @@ from .patch import (
 )
 from .pod_streams import ExecHandler, PodStreams
 from .resources import Registry, ResourceType
-from .seed import base_namespaces
 from .selectors import parse_field_selector, parse_label_selector
 from .store import (
     NAME,
@@ -173,7 +173,7 @@ class FakeApiServer:
             return None
         try:
             import trustme
-        except ImportError:  # pragma: no cover - trustme is a test dependency
+        except ImportError:  # pragma: no cover - a dependency of meshsync-testkit
             raise RuntimeError("FakeApiServer(tls=True) needs the 'trustme' package") from None
         ca = trustme.CA()
         cert = ca.issue_cert("127.0.0.1", "localhost")

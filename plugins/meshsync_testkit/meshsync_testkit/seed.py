@@ -539,9 +539,18 @@ def demo_cluster() -> list[dict[str, Any]]:
     return objs
 
 
+def bulk_namespaces(namespaces: int = 10) -> list[dict[str, Any]]:
+    """The namespaces :func:`bulk_objects` puts its objects in: ``bulk-0`` .. ``bulk-<n-1>``."""
+    return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"bulk-{i}"}}
+        for i in range(namespaces)
+    ]
+
+
 def bulk_objects(n: int, namespaces: int = 10) -> Iterator[dict[str, Any]]:
     """``n`` realistic objects (~3 KB each), alternately Pods and ConfigMaps, spread over
-    ``bulk-0`` .. ``bulk-<namespaces-1>`` (the namespaces themselves are not included)."""
+    ``bulk-0`` .. ``bulk-<namespaces-1>`` (the namespaces themselves are not included: they are
+    :func:`bulk_namespaces`)."""
     image = "ghcr.io/example/worker:2.7.1"
     for i in range(n):
         ns = f"bulk-{i % namespaces}"

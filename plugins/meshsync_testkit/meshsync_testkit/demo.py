@@ -1,12 +1,12 @@
 """``meshsync demo``: MeshSync against a small fake cluster that keeps changing, no cluster needed.
 
-It starts the fake API server (:mod:`meshsync_k8s.fake_apiserver`) seeded with a realistic small
-cluster, writes a kubeconfig for it, and runs exactly what ``meshsync run --source k8s`` runs —
-every ``run`` option works (``meshsync demo --output file --once`` writes a snapshot). Meanwhile a
-background thread scales the demo Deployment's Pods up and down and edits a ConfigMap, so live
-ADDED / MODIFIED / DELETED events show up within seconds, and its pods write access-log lines:
-with ``--output nats``, ``meshsync request logs`` (or Meshery) follows them, and ``meshsync
-request exec`` opens a shell in the fake server's built-in interpreter.
+It starts the fake API server (:mod:`meshsync_testkit.fake_apiserver`) seeded with a realistic
+small cluster, writes a kubeconfig for it, and runs exactly what ``meshsync run --source k8s``
+runs — every ``run`` option works (``meshsync demo --output file --once`` writes a snapshot).
+Meanwhile a background thread scales the demo Deployment's Pods up and down and edits a
+ConfigMap, so live ADDED / MODIFIED / DELETED events show up within seconds, and its pods write
+access-log lines: with ``--output nats``, ``meshsync request logs`` (or Meshery) follows them,
+and ``meshsync request exec`` opens a shell in the fake server's built-in interpreter.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from click.core import ParameterSource
 
 from meshsync_core import ConfigError, Duration, as_list
 from meshsync_core.logs import effective_level
-from meshsync_k8s.fake_apiserver import FakeApiServer, demo_cluster
+from meshsync_testkit.fake_apiserver import FakeApiServer, demo_cluster
 
 
 class ClusterChurn:
