@@ -23,7 +23,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -438,31 +438,22 @@ class ResourceWatcher:
             "timeoutSeconds": str(int(self.tuning.watch_timeout * (1 + random.random())) or 1),
         }
         self.lists += 1
-        self.watches += 1
         self.metrics.inc("k8s_watch_starts_total", resource=self.resource.key)
-        stream = self.client.watch(
-            self.path, params, inactivity_timeout=self.tuning.inactivity_timeout
-        )
-        async with contextlib.aclosing(stream):
-            async for etype, raw in stream:
-                self.received += 1
-                self._busy = True
-                try:
-                    if listing.done:
-                        await self._apply(etype, raw)
-                    elif etype == "ADDED":
-                        listing.drift += await self._apply_page([raw], listing.seen, listing.full)
-                    elif etype == "BOOKMARK" and _ends_initial_events(raw):
-                        listing.drift += await self._emit_unseen(listing.seen)
-                        meta = raw_json.object_meta(raw)
-                        self.resource_version = meta.resourceVersion if meta else ""
-                        listing.done = True
-                        self.streamed_lists += 1
-                        self._listed_ok(listing.drift)
-                    elif etype != "BOOKMARK":
-                        await self._apply(etype, raw)  # an ERROR raises; the rest is malformed
-                finally:
-                    self._busy = False
+        async with contextlib.aclosing(self._events(params)) as events:
+            async for etype, raw in events:
+                if listing.done:
+                    await self._apply(etype, raw)
+                elif etype == "ADDED":
+                    listing.drift += await self._apply_page([raw], listing.seen, listing.full)
+                elif etype == "BOOKMARK" and _ends_initial_events(raw):
+                    listing.drift += await self._emit_unseen(listing.seen)
+                    meta = raw_json.object_meta(raw)
+                    self.resource_version = meta.resourceVersion if meta else ""
+                    listing.done = True
+                    self.streamed_lists += 1
+                    self._listed_ok(listing.drift)
+                elif etype != "BOOKMARK":
+                    await self._apply(etype, raw)  # an ERROR raises; the rest is malformed
                 # a drift check pending while the list runs is answered by this list itself
                 drift_check = listing.done and self._drift_mark is not None
                 if self._stopping or self._resync_full or self._reseed is not None or drift_check:
@@ -612,20 +603,27 @@ class ResourceWatcher:
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(int(self.tuning.watch_timeout * (1 + random.random())) or 1),
         }
+        async with contextlib.aclosing(self._events(params)) as events:
+            async for etype, raw in events:
+                await self._apply(etype, raw)
+                if self._stopping or self._relist_wanted:
+                    return
+
+    async def _events(self, params: dict[str, str]) -> AsyncGenerator[tuple[str, Any], None]:
+        """One watch request's events, as ``(type, raw object)``; ``_busy`` while the caller
+        handles one, so that an interrupt (a resync, a stop) never cuts an update in half."""
         self.watches += 1
         stream = self.client.watch(
             self.path, params, inactivity_timeout=self.tuning.inactivity_timeout
         )
         async with contextlib.aclosing(stream):
-            async for etype, raw in stream:
+            async for event in stream:
                 self.received += 1
                 self._busy = True
                 try:
-                    await self._apply(etype, raw)
+                    yield event
                 finally:
                     self._busy = False
-                if self._stopping or self._relist_wanted:
-                    return
 
     async def _apply(self, etype: str, raw: Any) -> None:
         """One watch event; ``raw`` is its object's JSON (what is wrong, when MALFORMED)."""
