@@ -38,7 +38,7 @@ from meshsync_testkit.nats_server import NatsServer
 from nats.aio.msg import Msg
 
 from meshsync_core.api import arun, build_engine, resolve_options
-from meshsync_core.plugin_manager import PluginManager
+from meshsync_core.plugin_manager import PluginRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_cluster import SENT_AT, FakeClusterProcess, machine_description, peak_rss_mib
@@ -191,7 +191,7 @@ async def bench_nats(objects: int) -> None:
                 "log_level": "warning",
                 "output": ["nats"],
             }
-            manager = PluginManager.from_entry_points()
+            manager = PluginRegistry.from_entry_points()
             engine = build_engine(manager, resolve_options(manager, options))
             assert server.process is not None
             pids = {

@@ -23,7 +23,7 @@ import nats
 from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core.api import build_engine, resolve_options
-from meshsync_core.plugin_manager import PluginManager
+from meshsync_core.plugin_manager import PluginRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_end_to_end import RESOURCES, Subscriber
@@ -40,7 +40,7 @@ def _engine(cluster: FakeClusterProcess, url: str, index: bool, bucket: str):
         "published_index": index,
         "nats_index_bucket": bucket,
     }
-    manager = PluginManager.from_entry_points()
+    manager = PluginRegistry.from_entry_points()
     return build_engine(manager, resolve_options(manager, options))
 
 

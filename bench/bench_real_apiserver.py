@@ -440,7 +440,7 @@ def _subscribe(conn: Connection, url: str) -> None:
 async def nats_worker(cluster: Cluster, kind: str) -> dict[str, Any]:
     """The engine as ``meshsync run --output nats`` builds it, to a subscriber process."""
     from meshsync_core.api import build_engine, resolve_options
-    from meshsync_core.plugin_manager import PluginManager
+    from meshsync_core.plugin_manager import PluginRegistry
 
     ctx = mp.get_context("spawn")
     conn, child = ctx.Pipe()
@@ -455,7 +455,7 @@ async def nats_worker(cluster: Cluster, kind: str) -> dict[str, Any]:
         "output": ["nats"],
         "streaming_list": kind.endswith("stream"),
     }
-    manager = PluginManager.from_entry_points()
+    manager = PluginRegistry.from_entry_points()
     engine = build_engine(manager, resolve_options(manager, options))
     (source,) = engine.sources
     # as the option asks, whatever the option parsing made of it (an explicit True was dropped

@@ -25,14 +25,14 @@ from meshsync_core.components import Component, Options, Sink, Source, Transform
 from meshsync_core.engine import DEFAULT_QUEUE_SIZE, Engine, RunResult
 from meshsync_core.errors import CombinedError, ConfigError, MeshSyncError, StartupError
 from meshsync_core.options import parse_params, run_parameters
-from meshsync_core.plugin_manager import Kind, PluginManager
+from meshsync_core.plugin_manager import Kind, PluginRegistry
 from meshsync_core.settings import as_list
 
 #: What ``--output`` means when it is not given: Go MeshSync's default, ``broker``.
 DEFAULT_OUTPUT = "nats"
 
 
-def resolve_options(manager: PluginManager, values: Mapping[str, Any] | None = None) -> Options:
+def resolve_options(manager: PluginRegistry, values: Mapping[str, Any] | None = None) -> Options:
     """Fill in every option's default (and environment variable) around the given values.
 
     Values go through the same click types as command-line flags, so ``stop_after="8s"`` works.
@@ -41,7 +41,7 @@ def resolve_options(manager: PluginManager, values: Mapping[str, Any] | None = N
     return Options(parse_params(command, [], values or {}))
 
 
-def _instantiate(manager: PluginManager, kind: Kind, name: str, options: Options) -> Component:
+def _instantiate(manager: PluginRegistry, kind: Kind, name: str, options: Options) -> Component:
     registry: dict[str, type[Component]] = getattr(manager, f"{kind}s")
     cls = registry.get(name)
     if cls is None:
@@ -57,7 +57,7 @@ def _instantiate(manager: PluginManager, kind: Kind, name: str, options: Options
 
 
 def build_engine(
-    manager: PluginManager, options: Options, *, handle_signals: bool = False
+    manager: PluginRegistry, options: Options, *, handle_signals: bool = False
 ) -> Engine:
     """Instantiate the selected source(s), enabled transforms and sinks, and wire an engine.
 
@@ -143,12 +143,12 @@ async def arun(
     source: str | Sequence[str] = "k8s",
     outputs: Sequence[str] = (DEFAULT_OUTPUT,),
     options: Mapping[str, Any] | None = None,
-    manager: PluginManager | None = None,
+    manager: PluginRegistry | None = None,
     handle_signals: bool = False,
 ) -> RunResult:
     """Run until a stop condition; configuration errors come back as a non-zero ``RunResult``."""
     try:
-        manager = manager or PluginManager.from_entry_points()
+        manager = manager or PluginRegistry.from_entry_points()
         values = {"health_port": 0, **(options or {})}
         values.update(source=as_list(source), output=list(outputs))
         resolved = resolve_options(manager, values)

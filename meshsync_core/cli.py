@@ -29,7 +29,7 @@ from meshsync_core.options import (
     normalise_defaults,
     run_parameters,
 )
-from meshsync_core.plugin_manager import PluginManager, disabled_from_env
+from meshsync_core.plugin_manager import PluginRegistry, disabled_from_env
 from meshsync_core.settings import (
     as_list,
     find_arg,
@@ -39,7 +39,7 @@ from meshsync_core.settings import (
 )
 
 
-def build_run_command(manager: PluginManager) -> click.Command:
+def build_run_command(manager: PluginRegistry) -> click.Command:
     """``meshsync run`` with the core's options followed by every loaded plugin's."""
     params = run_parameters(manager)
 
@@ -73,7 +73,7 @@ def build_run_command(manager: PluginManager) -> click.Command:
     )
 
 
-def _plugins_command(manager: PluginManager) -> click.Group:
+def _plugins_command(manager: PluginRegistry) -> click.Group:
     @click.group("plugins", help="Inspect installed plugins.")
     def plugins() -> None:
         pass
@@ -91,7 +91,7 @@ def _plugins_command(manager: PluginManager) -> click.Group:
     return plugins
 
 
-def format_plugin_table(manager: PluginManager) -> str:
+def format_plugin_table(manager: PluginRegistry) -> str:
     """The ``plugins list`` table, then one line per plugin that failed to load, with why."""
     rows = [("NAME", "PACKAGE", "VERSION", "KINDS", "HOOKS", "PROVIDES", "STATUS")]
     for info in manager.plugins:
@@ -126,7 +126,7 @@ def format_plugin_table(manager: PluginManager) -> str:
     return "\n".join(lines)
 
 
-def _version_text(manager: PluginManager) -> str:
+def _version_text(manager: PluginRegistry) -> str:
     lines = [f"meshsync {__version__}"]
     for info in manager.plugins:
         lines.append(f"  {info.name} ({info.package} {info.version}) {info.status}")
@@ -134,7 +134,7 @@ def _version_text(manager: PluginManager) -> str:
 
 
 def build_cli(
-    manager: PluginManager, config: Mapping[str, Any], config_path: str | None = None
+    manager: PluginRegistry, config: Mapping[str, Any], config_path: str | None = None
 ) -> click.Group:
     @click.group(
         "meshsync",
@@ -248,7 +248,7 @@ def _main(args: list[str], log_format: str, control: SignalControl) -> int:
         config = load_config_file(config_path) if config_path else {}
         configure_logging(_early_log_level(args, config), log_format)
         disabled = disabled_from_env() | set(as_list(config.get("disable_plugins")))
-        manager = PluginManager.from_entry_points(disabled=disabled)
+        manager = PluginRegistry.from_entry_points(disabled=disabled)
         cli = build_cli(manager, config, config_path)
         if _runs_by_default(args):
             args = ["run", *args]

@@ -17,7 +17,7 @@ from meshsync_core.engine import DEFAULT_QUEUE_SIZE
 from meshsync_core.errors import CombinedError, ConfigError
 from meshsync_core.health import health_options
 from meshsync_core.logs import LEVELS
-from meshsync_core.plugin_manager import PluginManager
+from meshsync_core.plugin_manager import PluginRegistry
 from meshsync_core.settings import Duration, as_list
 
 #: Settings a config file may hold that are not ``run`` options.
@@ -96,7 +96,7 @@ def core_options() -> list[click.Option]:
     ]
 
 
-def run_parameters(manager: PluginManager) -> list[click.Parameter]:
+def run_parameters(manager: PluginRegistry) -> list[click.Parameter]:
     """Every option of ``meshsync run``: the core's, then the health endpoint's, then each
     loaded plugin's."""
     return [*core_options(), *health_options(), *manager.options]

@@ -1,17 +1,27 @@
 """Finding, importing and asking plugins, so that one broken plugin never stops the others.
 
-Loading follows flake8's plugin finder: read the entry-point metadata of every installed
-distribution first (cheap, cannot fail on plugin code), then import each plugin on its own and
-record what went wrong, by plugin name and package, instead of raising.
+Loading follows flake8's plugin finder, in three phases over immutable records:
+
+1. :func:`find_plugins` reads the entry-point metadata of every installed distribution (cheap,
+   runs no plugin code) into :class:`FoundPlugin` records;
+2. :func:`load_plugin` imports one plugin on its own, registers it with pluggy and asks its
+   hooks, returning a :class:`LoadedPlugin` - or the reason it failed, by plugin and package;
+3. :meth:`PluginRegistry.classify` files the components and options of what loaded by name,
+   reporting names two plugins both claim.
+
+Hooks are called one plugin at a time, so pluggy's ordering and wrapper options
+(``tryfirst``, ``hookwrapper``...) would mean nothing: a plugin that uses them fails to load
+with a message saying so. ``MESHSYNC_TRACE_HOOKS=1`` logs every hook call and what it returned.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import inspect
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -100,9 +110,125 @@ def _describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+#: ``MESHSYNC_TRACE_HOOKS=1``: log every hook call, with what it returned (datasette offers
+#: the same with ``DATASETTE_TRACE_PLUGINS``).
+TRACE_ENV = "MESHSYNC_TRACE_HOOKS"
+#: pluggy hook options that only mean something when pluggy calls every plugin in one go.
+_UNSUPPORTED_OPTIONS = ("hookwrapper", "wrapper", "tryfirst", "trylast")
+
+
+@dataclass(frozen=True)
+class FoundPlugin:
+    """Phase 1: one ``meshsync.plugins`` entry point, read from metadata only."""
+
+    name: str
+    package: str
+    version: str
+    entry_point: str
+    disabled: bool = False
+    #: Imports the plugin (``EntryPoint.load``, or the object itself for in-process plugins).
+    load: Callable[[], object] = field(default=lambda: None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class LoadedPlugin:
+    """Phase 2: a plugin that imported, registered and answered every hook correctly."""
+
+    found: FoundPlugin
+    plugin: object
+    hooks: tuple[str, ...]
+    options: tuple[click.Option, ...]
+    #: ``(kind, class)`` of every component, in the order the plugin returned them.
+    components: tuple[tuple[Kind, type[Component]], ...]
+
+
+class PluginLoadError(Exception):
+    """Why a plugin was left out (what ``meshsync plugins list`` shows), and the exception
+    behind it, if any (its traceback is logged at debug level)."""
+
+    def __init__(self, reason: str, cause: BaseException | None = None) -> None:
+        super().__init__(reason)
+        self.cause = cause
+
+
+def find_plugins(disabled: Iterable[str] = ()) -> list[FoundPlugin]:
+    """Phase 1: every installed plugin, by name, without running any of them."""
+    disabled = set(disabled)
+    found = []
+    for entry_point in sorted(_entry_points(), key=lambda ep: ep.name):
+        dist = getattr(entry_point, "dist", None)
+        found.append(
+            FoundPlugin(
+                name=entry_point.name,
+                package=dist.metadata["Name"] if dist else "?",
+                version=dist.version if dist else "?",
+                entry_point=entry_point.value,
+                disabled=entry_point.name in disabled,
+                load=entry_point.load,
+            )
+        )
+    return found
+
+
+def load_plugin(found: FoundPlugin, pm: pluggy.PluginManager) -> LoadedPlugin:
+    """Phase 2: import one plugin on its own and ask its hooks; raise :class:`PluginLoadError`
+    (the plugin is then not registered) when anything about it is wrong."""
+    try:
+        plugin = found.load()
+    except (Exception, SystemExit) as exc:  # signals (KeyboardInterrupt...) go on
+        raise PluginLoadError(f"import failed: {_describe_exception(exc)}", exc) from None
+    try:
+        pm.register(plugin, name=found.name)
+    except Exception as exc:  # pluggy's validation errors, or a duplicate name
+        raise PluginLoadError(f"invalid hooks: {_describe_exception(exc)}", exc) from None
+    try:
+        return _ask_hooks(found, plugin, pm)
+    except PluginLoadError:
+        pm.unregister(plugin)
+        raise
+
+
+def _ask_hooks(found: FoundPlugin, plugin: object, pm: pluggy.PluginManager) -> LoadedPlugin:
+    unknown = _unknown_hooks(pm, plugin)
+    if unknown:
+        raise PluginLoadError(f"unknown hook(s): {', '.join(unknown)}")
+    hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or []))
+    trace = os.environ.get(TRACE_ENV, "").strip().lower() in {"1", "true", "yes"}
+    collected: dict[str, list[Any]] = {}
+    for hook_name in hooks:
+        impl = _impl_of(pm, hook_name, plugin)
+        unsupported = [option for option in _UNSUPPORTED_OPTIONS if getattr(impl, option, False)]
+        if unsupported:
+            raise PluginLoadError(
+                f"hook {hook_name} uses {', '.join(unsupported)}, which MeshSync does not "
+                "honour (each plugin's hooks are called on their own)"
+            )
+        if hook_name == "meshsync_commands":
+            continue  # called later, with the CLI group
+        try:
+            result = impl.function()
+            collected[hook_name] = _check_result(hook_name, result)
+        except Exception as exc:
+            raise PluginLoadError(
+                f"hook {hook_name} raised {_describe_exception(exc)}", exc
+            ) from None
+        if trace:
+            log.info("hook %s of plugin %r returned %r", hook_name, found.name, result)
+    components = tuple(
+        (kind, component)
+        for hook_name, (kind, _base) in _KIND_HOOKS.items()
+        for component in collected.get(hook_name, [])
+    )
+    return LoadedPlugin(
+        found, plugin, hooks, tuple(collected.get("meshsync_add_options", [])), components
+    )
+
+
 @dataclass
-class PluginManager:
-    """A typed view of the loaded plugins: their components, options and commands."""
+class PluginRegistry:
+    """Phase 3, and what the CLI reads: every plugin's status, and the components and options
+    of the loaded ones by name. (Not pluggy's ``PluginRegistry``: that one is
+    ``pluggy_manager``.)"""
 
     plugins: list[PluginInfo] = field(default_factory=list)
     sources: dict[str, type[Source]] = field(default_factory=dict)
@@ -118,71 +244,42 @@ class PluginManager:
     # -- loading ---------------------------------------------------------------------------
 
     @classmethod
-    def from_entry_points(cls, disabled: Iterable[str] = ()) -> PluginManager:
+    def from_entry_points(cls, disabled: Iterable[str] = ()) -> PluginRegistry:
         """Load every plugin installed under the ``meshsync.plugins`` entry-point group."""
-        manager = cls()
-        disabled = set(disabled)
-        for entry_point in sorted(_entry_points(), key=lambda ep: ep.name):
-            dist = getattr(entry_point, "dist", None)
-            info = PluginInfo(
-                name=entry_point.name,
-                package=dist.metadata["Name"] if dist else "?",
-                version=dist.version if dist else "?",
-                entry_point=entry_point.value,
-            )
-            manager.plugins.append(info)
-            if entry_point.name in disabled:
-                info.status = "disabled"
-                continue
-            try:
-                plugin = entry_point.load()
-            except (Exception, SystemExit) as exc:  # signals (KeyboardInterrupt...) go on
-                info.fail(f"import failed: {_describe_exception(exc)}", exc)
-                continue
-            manager.add_plugin(plugin, info)
-        return manager
+        registry = cls()
+        for found in find_plugins(disabled):
+            registry.add(found)
+        return registry
 
     @classmethod
-    def from_plugins(cls, *plugins: object) -> PluginManager:
-        """Build a manager from plugin objects directly (library use and tests)."""
-        manager = cls()
+    def from_plugins(cls, *plugins: object) -> PluginRegistry:
+        """Build a registry from plugin objects directly (library use and tests)."""
+        registry = cls()
         for index, plugin in enumerate(plugins):
             name = getattr(plugin, "__name__", None) or f"plugin-{index}"
-            info = PluginInfo(name=name, package="(in-process)", version="", entry_point=name)
-            manager.plugins.append(info)
-            manager.add_plugin(plugin, info)
-        return manager
+            load = functools.partial(_same, plugin)  # the plugin object is already imported
+            registry.add(FoundPlugin(name, "(in-process)", "", name, load=load))
+        return registry
 
-    def add_plugin(self, plugin: object, info: PluginInfo) -> None:
-        """Register one plugin object and collect what its hooks return, isolating failures."""
-        pm = self.pluggy_manager
+    def add(self, found: FoundPlugin) -> None:
+        """Load one found plugin and file what it provides; a failure is recorded, not raised."""
+        info = PluginInfo(found.name, found.package, found.version, found.entry_point)
+        self.plugins.append(info)
+        if found.disabled:
+            info.status = "disabled"
+            return
         try:
-            pm.register(plugin, name=info.name)
-        except Exception as exc:  # pluggy's validation errors, or a duplicate name
-            info.fail(f"invalid hooks: {_describe_exception(exc)}", exc)
+            loaded = load_plugin(found, self.pluggy_manager)
+        except PluginLoadError as exc:
+            info.fail(str(exc), exc.cause)
             return
-        unknown = _unknown_hooks(pm, plugin)
-        if unknown:
-            pm.unregister(plugin)
-            info.fail(f"unknown hook(s): {', '.join(unknown)}")
-            return
-        info.hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
-        collected: dict[str, Any] = {}
-        for hook_name in info.hooks:
-            if hook_name == "meshsync_commands":
-                continue  # called later, with the CLI group
-            impl = _impl_of(pm, hook_name, plugin)
-            try:
-                result = impl.function()
-                collected[hook_name] = _check_result(hook_name, result)
-            except Exception as exc:
-                pm.unregister(plugin)
-                info.fail(f"hook {hook_name} raised {_describe_exception(exc)}", exc)
-                return
-        self._accept(info, collected)
+        info.hooks = list(loaded.hooks)
+        self.classify(loaded, info)
 
-    def _accept(self, info: PluginInfo, collected: dict[str, Any]) -> None:
-        for option in collected.get("meshsync_add_options", []):
+    def classify(self, loaded: LoadedPlugin, info: PluginInfo) -> None:
+        """File a loaded plugin's options and components by name; a name another plugin
+        already took is reported and left out."""
+        for option in loaded.options:
             if option.name in self.owner and self.owner[option.name].startswith("option:"):
                 other = self.owner[option.name].removeprefix("option:")
                 log.warning(
@@ -192,29 +289,28 @@ class PluginManager:
                     other,
                 )
                 continue
-            self.owner[option.name] = f"option:{info.name}"
+            self.owner[str(option.name)] = f"option:{info.name}"
             self.options.append(option)
             info.options.append(option.opts[0])
-        for hook_name, (kind, _base) in _KIND_HOOKS.items():
+        for kind, component in loaded.components:
             registry: dict[str, Any] = getattr(self, f"{kind}s")
-            for component in collected.get(hook_name, []):
-                names = [component.name, *component.aliases]
-                taken = [name for name in names if name in registry]
-                if taken:
-                    log.warning(
-                        "plugin %r: %s %r is already provided by plugin %r; ignored",
-                        info.name,
-                        kind,
-                        taken[0],
-                        self.owner.get(f"{kind}:{taken[0]}"),
-                    )
-                    continue
-                for name in names:
-                    registry[name] = component
-                    self.owner[f"{kind}:{name}"] = info.name
-                getattr(info, f"{kind}s").append(component.name)
-                if component.description:
-                    info.descriptions[f"{kind}:{component.name}"] = component.description
+            names = [component.name, *component.aliases]
+            taken = [name for name in names if name in registry]
+            if taken:
+                log.warning(
+                    "plugin %r: %s %r is already provided by plugin %r; ignored",
+                    info.name,
+                    kind,
+                    taken[0],
+                    self.owner.get(f"{kind}:{taken[0]}"),
+                )
+                continue
+            for name in names:
+                registry[name] = component
+                self.owner[f"{kind}:{name}"] = info.name
+            getattr(info, f"{kind}s").append(component.name)
+            if component.description:
+                info.descriptions[f"{kind}:{component.name}"] = component.description
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -237,6 +333,10 @@ class PluginManager:
         """Primary names of the installed components of a kind (aliases left out)."""
         registry: dict[str, type[Component]] = getattr(self, f"{kind}s")
         return sorted({cls.name for cls in registry.values()})
+
+
+def _same(value: object) -> object:
+    return value
 
 
 def _entry_points() -> list[importlib.metadata.EntryPoint]:

@@ -8,7 +8,7 @@ import click
 
 from meshsync_core import Sink, Source, hookimpl
 from meshsync_core.api import arun, resolve_options
-from meshsync_core.plugin_manager import PluginManager
+from meshsync_core.plugin_manager import PluginRegistry
 from meshsync_core.testing import CaptureSink, MemorySource, make_event
 
 CAPTURED = CaptureSink()
@@ -51,14 +51,14 @@ def make_plugin() -> types.ModuleType:
 
 
 async def test_arun_selects_components_by_name_and_fills_option_defaults() -> None:
-    manager = PluginManager.from_plugins(make_plugin())
+    manager = PluginRegistry.from_plugins(make_plugin())
     result = await arun(source="three", outputs=["captured"], manager=manager, options={})
     assert result.exit_code == 0, result.reason
     assert [e.name for e in CAPTURED.events] == ["obj-0", "obj-1", "obj-2"]
 
 
 async def test_arun_converts_option_values_like_the_cli() -> None:
-    manager = PluginManager.from_plugins(make_plugin())
+    manager = PluginRegistry.from_plugins(make_plugin())
     options = resolve_options(manager, {"how_many": "5", "stop_after": "2m"})
     assert options["how_many"] == 5
     assert options["stop_after"] == 120
@@ -70,7 +70,7 @@ async def test_arun_converts_option_values_like_the_cli() -> None:
 
 
 async def test_arun_reports_configuration_errors_as_results() -> None:
-    manager = PluginManager.from_plugins(make_plugin())
+    manager = PluginRegistry.from_plugins(make_plugin())
     result = await arun(source="three", outputs=["nowhere"], manager=manager)
     assert result.exit_code == 2
     assert result.reason == "unknown sink 'nowhere'; installed sinks: captured"
@@ -80,7 +80,7 @@ async def test_arun_reports_configuration_errors_as_results() -> None:
 
 
 async def test_values_passed_by_a_program_beat_environment_variables(monkeypatch) -> None:
-    manager = PluginManager.from_plugins(make_plugin())
+    manager = PluginRegistry.from_plugins(make_plugin())
     monkeypatch.setenv("MESHSYNC_LOG_FORMAT", "json")
     assert resolve_options(manager, {})["log_format"] == "json"
     assert resolve_options(manager, {"log_format": "text"})["log_format"] == "text"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from meshsync_core import Sink, hookspecs
-from meshsync_core.plugin_manager import PluginManager, _new_pluggy_manager
+from meshsync_core.plugin_manager import PluginRegistry, _new_pluggy_manager
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = ROOT / "docs" / "gen_reference.py"
@@ -88,5 +88,5 @@ def test_descriptions_are_listed_by_plugins_list() -> None:
     plugin = types.SimpleNamespace(
         meshsync_sinks=hookspecs.hookimpl(lambda: [Described, Plain]), __name__="demo"
     )
-    manager = PluginManager.from_plugins(plugin)
+    manager = PluginRegistry.from_plugins(plugin)
     assert manager.plugins[0].as_dict()["descriptions"] == {"sink:described": "keeps things"}

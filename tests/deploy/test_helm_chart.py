@@ -13,7 +13,7 @@ import yaml
 
 from meshsync_core.cli import build_run_command
 from meshsync_core.options import parse_params
-from meshsync_core.plugin_manager import PluginManager
+from meshsync_core.plugin_manager import PluginRegistry
 from meshsync_core.tools import require_tool
 
 CHART = Path(__file__).resolve().parents[2] / "deploy" / "helm" / "meshsync"
@@ -59,7 +59,7 @@ def test_rendered_objects_validate_strictly_and_args_are_real_flags(values: dict
         kubernetes_validate.validate(doc, "1.33.0", strict=True)
     args = container(docs)["args"]
     assert args[0] == "run"
-    manager = PluginManager.from_entry_points()
+    manager = PluginRegistry.from_entry_points()
     parsed = parse_params(build_run_command(manager), args[1:], {})  # raises on unknown flags
     assert parsed["output"] == (values.get("output", "nats"),)
     assert parsed["log_format"] == "json"

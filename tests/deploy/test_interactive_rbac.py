@@ -17,7 +17,7 @@ import yaml
 
 from meshsync_core.cli import build_run_command
 from meshsync_core.options import parse_params
-from meshsync_core.plugin_manager import PluginManager
+from meshsync_core.plugin_manager import PluginRegistry
 from tests.deploy.test_helm_chart import container, render
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ def rules_for(documents: list[dict[str, Any]], subresource: str) -> list[dict[st
 
 def parsed_args(documents: list[dict[str, Any]]) -> dict[str, Any]:
     args = container(documents)["args"]
-    return parse_params(build_run_command(PluginManager.from_entry_points()), args[1:], {})
+    return parse_params(build_run_command(PluginRegistry.from_entry_points()), args[1:], {})
 
 
 def test_plain_manifests_read_logs_and_open_no_shell() -> None:

@@ -24,7 +24,7 @@ from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import Engine, Options
 from meshsync_core.api import resolve_options
-from meshsync_core.plugin_manager import PluginManager
+from meshsync_core.plugin_manager import PluginRegistry
 from meshsync_core.testing import CaptureSink
 from meshsync_core.tools import require_tool
 from tests.nats.helpers import as_json
@@ -70,7 +70,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[tuple[FakeApiServer, Path]]:
 
 def wire(values: dict[str, Any], *sink_names: str) -> tuple[Engine, CaptureSink]:
     """An engine with the installed k8s source, transforms and the named sinks, plus a capture."""
-    manager = PluginManager.from_entry_points()
+    manager = PluginRegistry.from_entry_points()
     options: Options = resolve_options(manager, {**values, "output": list(sink_names)})
     sinks = [manager.sinks[name](options) for name in sink_names]
     capture = CaptureSink()

@@ -15,7 +15,7 @@ from meshsync_testkit.nats_server import TlsFiles, make_user_creds
 from meshsync_core import ConfigError, Engine, Options
 from meshsync_core.cli import build_run_command
 from meshsync_core.options import parse_params
-from meshsync_core.plugin_manager import PluginManager
+from meshsync_core.plugin_manager import PluginRegistry
 from tests.nats.helpers import (
     ModelSource,
     Running,
@@ -92,7 +92,7 @@ def test_bad_auth_and_tls_options(options: dict, message: str) -> None:
 
 def test_flag_wins_over_env_and_env_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
     """Go ignores --broker-url; here BROKER_URL is used when the flag is absent."""
-    command = build_run_command(PluginManager.from_entry_points())
+    command = build_run_command(PluginRegistry.from_entry_points())
     monkeypatch.setenv("BROKER_URL", "env-host:4222")
     assert parse_params(command, [], {})["broker_url"] == "env-host:4222"
     assert parse_params(command, ["--broker-url", "flag:1"], {})["broker_url"] == "flag:1"

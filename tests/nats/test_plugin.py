@@ -5,11 +5,11 @@ from __future__ import annotations
 from meshsync_nats.plugin import meshsync_add_options
 from meshsync_nats.sink import NatsSink
 
-from meshsync_core.plugin_manager import PluginManager
+from meshsync_core.plugin_manager import PluginRegistry
 
 
 def test_sink_is_registered_as_nats_and_broker() -> None:
-    manager = PluginManager.from_entry_points()
+    manager = PluginRegistry.from_entry_points()
     assert manager.sinks["nats"] is NatsSink
     assert manager.sinks["broker"] is NatsSink
 

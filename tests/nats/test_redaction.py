@@ -9,7 +9,7 @@ from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import Engine
 from meshsync_core.api import resolve_options
-from meshsync_core.plugin_manager import PluginManager
+from meshsync_core.plugin_manager import PluginRegistry
 from tests.nats.helpers import SECRETS, ModelSource, Running, Subscriber, nats_options
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -33,7 +33,7 @@ def secret() -> dict:
 
 def transforms_for(redact: bool | None) -> list:
     """The transforms a run would build from these options (via the plugin manager)."""
-    manager = PluginManager.from_entry_points()
+    manager = PluginRegistry.from_entry_points()
     values = {} if redact is None else {"redact_secrets": redact}
     options = resolve_options(manager, values)
     return [cls(options) for name, cls in manager.transforms.items() if cls.enabled(options)]
@@ -66,6 +66,6 @@ async def test_secret_values_on_the_wire(nats_server: NatsServer, redact: bool |
 
 def test_env_opt_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MESHSYNC_REDACT_SECRETS", "false")
-    manager = PluginManager.from_entry_points()
+    manager = PluginRegistry.from_entry_points()
     options = resolve_options(manager, {"broker_url": "h:4222", "source": ["k8s"]})
     assert not SecretRedaction.enabled(options)
