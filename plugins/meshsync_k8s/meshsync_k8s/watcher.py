@@ -474,8 +474,8 @@ class ResourceWatcher:
         many changes predate a pending drift check's mark (changes after it are the watch's)."""
         mark = self._drift_mark
         drift = 0
-        # Locals, not attribute lookups, in the loop that runs once per listed object (about
-        # 5% of the source's time per object at 100,000 objects).
+        # Locals, not attribute lookups, in the loop that runs once per listed object: six
+        # lookups fewer per object.
         state = self.state
         events = self.event_types
         emit = self.emit
