@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,17 +13,7 @@ from meshsync_testkit import pytest_plugin
 from meshsync_testkit.nats_server import NatsServer
 from meshsync_testkit.pytest_plugin import FakeCluster
 
-
-def meshsync(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in {"KUBECONFIG", "BROKER_URL"}}
-    return subprocess.run(
-        [sys.executable, "-m", "meshsync_core", *args],
-        capture_output=True,
-        text=True,
-        timeout=90,
-        cwd=cwd,
-        env=env,
-    )
+from tests.integration.test_demo import meshsync
 
 
 def test_the_fixtures_come_from_the_pytest11_entry_point(request: pytest.FixtureRequest) -> None:
