@@ -12,6 +12,7 @@ from typing import Any
 
 import nats
 import orjson
+from meshsync_nats import wire
 from meshsync_nats.sink import NatsSink
 from nats.aio.client import Client
 
@@ -241,3 +242,9 @@ async def wait_indexed(url: str, uids: set[str], timeout: float = 20.0) -> None:
             missing = len(uids - await indexed_uids(url))
             raise AssertionError(f"the index still lacks {missing} object(s) after {timeout}s")
         await asyncio.sleep(0.05)
+
+
+def envelope(event_type: str, obj: dict[str, Any], cluster_id: str, **kwargs: Any) -> bytes:
+    """The message for one change of a decoded object through the slow path (decode, reshape,
+    encode): the reference the sink's fast path is tested against."""
+    return wire.object_message(event_type, wire.to_meshery(obj, cluster_id, **kwargs))

@@ -31,6 +31,7 @@ from tests.nats.helpers import (
     Running,
     Subscriber,
     as_json,
+    envelope,
     log_lines,
     nats_options,
     pod,
@@ -108,7 +109,7 @@ async def test_configmap_under_1mb_full_of_quotes_is_truncated_too(
     value = '"\\' * 150_000
     cm = configmap("quotes", {"script": value})
     assert len(json.dumps(cm)) < MB  # the object itself is well under the limit
-    assert len(wire.envelope("ADDED", cm, CLUSTER_ID)) > MB  # its message is not
+    assert len(envelope("ADDED", cm, CLUSTER_ID)) > MB  # its message is not
     sink, subscriber = await publish_and_receive(nats_server, [(cm, CONFIGMAPS)])
     obj = subscriber.view["uid-quotes"]
     assert "data" not in obj
@@ -188,9 +189,9 @@ def cm_with_message_size(size: int) -> dict:
     """A ConfigMap whose ADDED message (as the sink sends it, with the first resourceVersion
     ModelSource gives) is exactly ``size`` bytes."""
     rv = {"resourceVersion": "1000"}
-    base = len(wire.envelope("ADDED", configmap("edge", {"blob": ""}, **rv), CLUSTER_ID))
+    base = len(envelope("ADDED", configmap("edge", {"blob": ""}, **rv), CLUSTER_ID))
     cm = configmap("edge", {"blob": "e" * (size - base)}, **rv)
-    assert len(wire.envelope("ADDED", cm, CLUSTER_ID)) == size
+    assert len(envelope("ADDED", cm, CLUSTER_ID)) == size
     return cm
 
 

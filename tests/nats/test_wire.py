@@ -15,7 +15,7 @@ from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import Engine, Event, EventType, Resource
 from meshsync_core.testing import MemorySource
-from tests.nats.helpers import CLUSTER_ID, Running, Subscriber, as_json, nats_options
+from tests.nats.helpers import CLUSTER_ID, Running, Subscriber, as_json, envelope, nats_options
 
 GOLDEN = Path(__file__).parent / "golden"
 DESIGN_LABEL = wire.DESIGN_ID_LABEL
@@ -68,7 +68,7 @@ def test_golden_shape(kind: str) -> None:
     source, golden = load(kind)
     event = SecretRedaction({})(event_for(source))
     assert event is not None
-    message = wire.envelope(event.type.value, event.object, event.cluster_id)
+    message = envelope(event.type.value, event.object, event.cluster_id)
     assert as_json(orjson.loads(message)) == as_json(golden)
     assert b"managedFields" not in message
     assert list(orjson.loads(message)) == ["ObjectType", "EventType", "Request", "Object"]
@@ -94,7 +94,7 @@ def test_raw_fast_path_equals_dict_path(kind: str, meshery_ids: bool) -> None:
     source, _ = load(kind)
     for event_type in EventType.ADDED, EventType.DELETED:
         lazy = lazy_event_for(source, event_type)
-        expected = wire.envelope(event_type.value, lazy.object, CLUSTER_ID)
+        expected = envelope(event_type.value, lazy.object, CLUSTER_ID)
         fast = lazy_event_for(source, event_type)
         if meshery_ids:  # unique_id is random per label: compare everything else
             a = wire.as_builtins(wire.event_to_meshery(fast, meshery_ids=True))
@@ -159,7 +159,7 @@ def test_raw_fast_path_equals_dict_path_for_odd_objects(obj: dict) -> None:
         )
 
     decoded = event().object
-    assert wire.event_envelope(event()) == wire.envelope("MODIFIED", decoded, CLUSTER_ID)
+    assert wire.event_envelope(event()) == envelope("MODIFIED", decoded, CLUSTER_ID)
 
 
 def test_omit_empty_and_always_present() -> None:
@@ -259,8 +259,8 @@ def test_service_urls_variants() -> None:
 def test_deleted_service_has_no_connection_metadata() -> None:
     """Go leaves component_metadata null on DELETED (its Service processor skips deletes)."""
     source, _ = load("service")
-    added = orjson.loads(wire.envelope("ADDED", source, CLUSTER_ID))
-    deleted = orjson.loads(wire.envelope("DELETED", source, CLUSTER_ID))
+    added = orjson.loads(envelope("ADDED", source, CLUSTER_ID))
+    deleted = orjson.loads(envelope("DELETED", source, CLUSTER_ID))
     assert added["Object"]["component_metadata"]["capabilities"]["urls"]
     assert "component_metadata" in deleted["Object"]
     assert deleted["Object"]["component_metadata"] is None

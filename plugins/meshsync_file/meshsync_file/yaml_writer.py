@@ -338,6 +338,12 @@ def dump_document(obj: Any) -> str:
     """One YAML document (no ``---``), ending with a newline. Top level is usually a dict."""
     if type(obj) is dict and obj and _c_dump_map is not None:
         return _c_dump_map(obj)
+    return python_dump_document(obj)
+
+
+def python_dump_document(obj: Any) -> str:
+    """:func:`dump_document` in pure Python: the fallback without the compiled writer, and the
+    reference the C writer is tested against byte for byte."""
     if type(obj) is not dict and type(obj) is not list:
         obj = _normalize(obj)
     out: list[str] = []
@@ -355,18 +361,6 @@ def dump_document(obj: Any) -> str:
     else:
         out.append(render_scalar(obj) + "\n")
     return "".join(out)
-
-
-def python_dump_document(obj: Any) -> str:
-    """:func:`dump_document` in pure Python: the reference the C writer is tested against."""
-    saved = globals()["_c_dump_map"]
-    if saved is None:
-        return dump_document(obj)
-    globals()["_c_dump_map"] = None
-    try:
-        return dump_document(obj)
-    finally:
-        globals()["_c_dump_map"] = saved
 
 
 def dump(documents: Any) -> str:

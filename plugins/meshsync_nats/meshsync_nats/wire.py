@@ -393,13 +393,9 @@ def event_to_meshery(event: Event, *, meshery_ids: bool = False) -> MesheryObjec
 # -- messages -------------------------------------------------------------------------------------
 
 
-def envelope(event_type: str, obj: Mapping[str, Any], cluster_id: str, **kwargs: Any) -> bytes:
-    """The bytes published on ``meshery.meshsync.core`` for one change of a decoded object."""
-    return _message(event_type, to_meshery(obj, cluster_id, **kwargs))
-
-
 def event_envelope(event: Event, *, meshery_ids: bool = False) -> bytes:
-    """:func:`envelope` for an event, through the raw-JSON fast path when it can."""
+    """The bytes published on ``meshery.meshsync.core`` for one change, through the raw-JSON
+    fast path when it can."""
     return _message(event.type.value, event_to_meshery(event, meshery_ids=meshery_ids))
 
 
