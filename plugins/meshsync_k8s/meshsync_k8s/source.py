@@ -30,7 +30,7 @@ from meshsync_core import (
     as_list,
     partition_of,
 )
-from meshsync_k8s import meshsync_cr
+from meshsync_k8s import meshsync_cr, selection
 from meshsync_k8s.client import ApiClient, ApiError
 from meshsync_k8s.crds import CrdCatalog
 from meshsync_k8s.kubeconfig import load_connection
@@ -38,7 +38,6 @@ from meshsync_k8s.leadership import Leadership
 from meshsync_k8s.meshsync_cr import MeshSyncConfig, parse_meshsync_cr, read_meshsync_cr
 from meshsync_k8s.pod_streams import PodStreams
 from meshsync_k8s.resources import (
-    DEFAULT_RESOURCES,
     ApiResource,
     Discovery,
     ResourceName,
@@ -47,9 +46,9 @@ from meshsync_k8s.resources import (
     parse_resource_list,
     resolve,
 )
-from meshsync_k8s.watcher import ALL_EVENTS, ResourceWatcher, Tuning
+from meshsync_k8s.selection import Key, Wanted
+from meshsync_k8s.watcher import ResourceWatcher, Tuning
 
-Key = tuple[str, str]
 #: Up to this many namespaces get one watch each (server-side filtering); more share one
 #: cluster-wide watch per resource, filtered here, to bound the number of connections.
 MAX_NAMESPACE_WATCHES = 8
@@ -59,11 +58,6 @@ MAX_UNHEARD_DELETES = 100_000
 RESYNC_TIMEOUT = 120.0
 _CRD_NAME = ResourceName("customresourcedefinitions", None, "apiextensions.k8s.io")
 _CR_NAME = ResourceName(meshsync_cr.PLURAL, None, meshsync_cr.GROUP)
-#: Resources no CRD defines (the built-in default set): watched before the CRD list is in.
-#: Any other resource waits for it, since only the CRD says which version is its storage one
-#: (discovery offers the preferred version, and objects first emitted at that version would
-#: keep it: moving the watch to the storage version re-emits only what changed).
-_BUILTIN_KEYS = frozenset((group, plural) for plural, _version, group in DEFAULT_RESOURCES)
 
 
 #: Tuning field -> (option key, flag, smallest sensible value).
@@ -130,6 +124,10 @@ class KubernetesSource(Source):
         self.label_selector: str | None = options.get("label_selector") or None
         self.field_selector: str | None = options.get("field_selector") or None
         self.cluster_scoped = options.get("cluster_scoped", True) is not False
+        #: What the command line asks to watch (see meshsync_k8s.selection).
+        self.choices = selection.Choices(
+            tuple(self.includes), tuple(self.excludes), self.cluster_scoped
+        )
         self.watch_crds = options.get("watch_crds", True) is not False
         self.use_meshsync_cr = options.get("meshsync_cr", True) is not False
         self.tuning = tuning or tuning_from(options)
@@ -462,46 +460,20 @@ class KubernetesSource(Source):
         static = [r for r in self.discovery.resources if r.key not in owned]
         return static + self.crds.resources
 
-    def desired(self) -> dict[Key, tuple[ApiResource, frozenset[EventType]]]:
-        """The wanted watch set: CLI and custom resource selections combined (see the docs)."""
+    def desired(self) -> Wanted:
+        """The wanted watch set now (see :mod:`meshsync_k8s.selection`)."""
         assert self.discovery is not None
-        catalog = self.catalog()
-        preferred = self.discovery.preferred
-        by_key = {r.key: r for r in catalog}
-        cr = self.cr_config
-        base: dict[Key, tuple[ApiResource, frozenset[EventType]]] = {}
-        if self.includes:
-            for name in self.includes:
-                res = resolve(name, catalog, preferred)
-                if res is not None:
-                    base[res.key] = (res, ALL_EVENTS)
-        elif not (cr and cr.whitelist):
-            for res in self.defaults:
-                current = by_key.get(res.key)
-                if current is not None:
-                    base[res.key] = (current, ALL_EVENTS)
-            if self._crd_watcher is not None:
-                for res in self.crds.resources:
-                    base[res.key] = (res, ALL_EVENTS)
-        if cr and cr.whitelist:
-            allowed: dict[Key, tuple[ApiResource, frozenset[EventType]]] = {}
-            for name, events in cr.whitelist:
-                res = resolve(name, catalog, preferred)
-                if res is not None:
-                    allowed[res.key] = (res, events)
-            if self.includes:
-                base = {k: (v[0], allowed[k][1]) for k, v in base.items() if k in allowed}
-            else:
-                base = allowed
-        excludes = [*self.excludes, *(cr.blacklist if cr else ())]
-        crds_pending = self._crd_watcher is not None and not self._crd_watcher.listed
-        return {
-            key: value
-            for key, value in base.items()
-            if not any(value[0].matches(name) for name in excludes)
-            and (self.cluster_scoped or value[0].namespaced)
-            and (not crds_pending or key in _BUILTIN_KEYS)
-        }
+        crd_watcher = self._crd_watcher
+        crds_watched = crd_watcher is not None
+        return selection.desired(
+            self.choices,
+            catalog=self.catalog(),
+            preferred=self.discovery.preferred,
+            defaults=self.defaults,
+            crd_resources=self.crds.resources if crds_watched else None,
+            custom_resource=self.cr_config,
+            crds_pending=crd_watcher is not None and not crd_watcher.listed,
+        )
 
     async def _reconcile(self) -> None:
         async with self._reconcile_lock:
