@@ -20,7 +20,13 @@ from meshsync_core.published_index import (
     IndexUnusable,
     PublishedIndex,
 )
-from meshsync_core.testing import CaptureSink, make_deleted, make_event, make_modified
+from meshsync_core.testing import (
+    CaptureSink,
+    make_deleted,
+    make_event,
+    make_modified,
+    wait_until,
+)
 
 RECORD = IndexRecord("pods.v1.", "Pod", "default", "web", "7")
 
@@ -296,20 +302,14 @@ async def test_writes_wait_for_the_initial_sync_unless_a_batch_is_full() -> None
     synced = asyncio.Event()
     index = PublishedIndex(store, flush_interval=0.01, batch_limit=5, hold=synced)
     index.record([make_event(name=f"pod-{i}", cluster_id="c1") for i in range(3)])
-    for _ in range(5):  # several flush intervals: held, nothing written
-        await asyncio.sleep(0.01)
+    # Nothing to await for "not written": let several flush intervals pass.
+    for _ in range(5):
+        await asyncio.sleep(index.flush_interval)
     assert store.writes == []
     index.record([make_event(name=f"more-{i}", cluster_id="c1") for i in range(2)])  # 5: full
-    for _ in range(100):
-        if store.writes:
-            break
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: store.writes, 5, "the full batch written")
     assert len(store.writes) == 1 and len(store.writes[0]) == 5
     synced.set()
     index.record([make_event(name="after", cluster_id="c1")])
-    for _ in range(100):
-        if len(store.writes) == 2:
-            break
-        await asyncio.sleep(0.01)
-    assert len(store.writes) == 2  # after the sync: every interval
+    await wait_until(lambda: len(store.writes) == 2, 5, "the next interval's write")
     await index.close()
