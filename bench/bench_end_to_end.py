@@ -33,6 +33,7 @@ from pathlib import Path
 import aiohttp
 import nats
 import orjson
+from meshsync_file import yaml_writer
 from meshsync_k8s.raw_json import decode_page
 from meshsync_testkit.nats_server import NatsServer
 from nats.aio.msg import Msg
@@ -255,8 +256,38 @@ async def measure_latency(cluster: FakeClusterProcess, sub: Subscriber) -> list[
     return sub.latencies()
 
 
+async def file_floor(cluster: FakeClusterProcess, path: Path) -> tuple[int, float]:
+    """Paginated GETs + msgspec split + each item's raw JSON written to a file: no MeshSync,
+    no YAML (the floor of ``--output file``)."""
+    start = time.perf_counter()
+    total = 0
+    with path.open("wb") as out:
+        async with aiohttp.ClientSession() as session:
+            for plural in RESOURCES:
+                token = ""
+                while True:
+                    url = f"{cluster.url}/api/v1/{plural}?limit=500"
+                    if token:
+                        url += f"&continue={token}"
+                    async with session.get(url) as response:
+                        body = await response.read()
+                    page = decode_page(body)
+                    for raw in page.items or ():
+                        out.write(b"---\n")
+                        out.write(raw)
+                        out.write(b"\n")
+                    total += len(page.items or ())
+                    token = page.continue_token
+                    if not token:
+                        break
+        out.flush()
+        os.fsync(out.fileno())
+    return total, time.perf_counter() - start
+
+
 async def bench_file(objects: int) -> None:
     with tempfile.TemporaryDirectory() as tmp, FakeClusterProcess(objects) as cluster:
+        floor_n, floor_s = await file_floor(cluster, Path(tmp) / "floor.json")
         out = Path(tmp) / "snapshot.yaml"
         options = {
             "kubeconfig": cluster.kubeconfig,
@@ -271,12 +302,18 @@ async def bench_file(objects: int) -> None:
         assert result.exit_code == 0, result.reason
         delivered = result.stats.delivered["file"]
         size = out.stat().st_size / 1e6
+        log_size = (Path(tmp) / "snapshot-extended.yaml").stat().st_size / 1e6
     print(f"\nFile snapshot end to end (--once), {objects:,} objects — {machine_description()}")
-    print(
-        f"{'objects':>9} {'seconds':>8} {'objects/s':>10} {'snapshot MB':>12} {'peak RSS MiB':>13}"
-    )
+    print(f"YAML writer: {yaml_writer.IMPLEMENTATION}, JSON-to-YAML fast path: "
+          f"{'on' if yaml_writer.transcode is not None else 'off'}")  # fmt: skip
+    print(f"{'path':<40} {'objects':>9} {'seconds':>8} {'objects/s':>10}")
     rate, rss = delivered / elapsed, peak_rss_mib()
-    print(f"{delivered:>9,} {elapsed:>8.2f} {rate:>10,.0f} {size:>12.1f} {rss:>13.0f}")
+    floor_rate = floor_n / floor_s
+    label = "floor (GET+split+write raw JSON)"
+    print(f"{label:<40} {floor_n:>9,} {floor_s:>8.2f} {floor_rate:>10,.0f}")
+    print(f"{'meshsync k8s -> file (--once)':<40} {delivered:>9,} {elapsed:>8.2f} {rate:>10,.0f}")
+    print(f"ratio to floor: {rate / floor_rate:.2f}; snapshot {size:.1f} MB + extended log "
+          f"{log_size:.1f} MB; peak RSS of the meshsync process {rss:.0f} MiB")  # fmt: skip
 
 
 def main() -> None:

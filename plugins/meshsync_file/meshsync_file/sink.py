@@ -38,6 +38,7 @@ from meshsync_file.naming import extended_path, first_free_default, stale_temps,
 from meshsync_file.progress import MODES, Progress
 from meshsync_file.snapshot import SnapshotStore, write_atomic
 from meshsync_file.yaml_writer import dump_document, render_scalar
+from meshsync_file.yaml_writer import transcode as yaml_transcode
 
 
 class SnapshotWriteError(MeshSyncError):
@@ -113,7 +114,7 @@ class FileSink(Sink):
         #: (temporary, final) name of an extended log not yet moved into place.
         self._log_pending: tuple[Path, Path] | None = None
         #: Per (type, resource, cluster): the constant parts of an extended-log document.
-        self._log_heads: dict[tuple[str, Any, str], tuple[str, str]] = {}
+        self._log_heads: dict[tuple[str, Any, str], tuple[bytes, bytes]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -176,42 +177,38 @@ class FileSink(Sink):
     async def deliver(self, events: Sequence[Event]) -> None:
         """Update the latest state per uid and append each event to the extended log."""
         store = self.store
-        clean = manifests.clean
         for_apply = self.for_apply
-        made_by_control_plane = manifests.made_by_control_plane
+        # Raw JSON straight to YAML (the C writer): no dict is built or freed. Not for
+        # --for-apply, whose rewriting needs the dict.
+        transcode = None if for_apply else yaml_transcode
         first_kinds = manifests.FIRST_KINDS
         logging_events = self._log is not None
-        parts: list[str] = []
+        parts: list[bytes] = []
         counts: Counter[str] | None = None if self._synced else Counter()
-        when = render_scalar(_now()) if logging_events else ""
+        when = render_scalar(_now()).encode() if logging_events else b""
         with gc_paused():  # decoding and dumping build many short-lived acyclic containers
             for event in events:
                 etype = event.type
                 if etype is EventType.SYNCED:
                     continue
-                manifest = clean(event.object, event.resource)
-                key = _object_key(event, manifest)
-                if etype is EventType.DELETED:
-                    store.delete(key)
-                    text = dump_document(manifest) if logging_events else ""
-                elif for_apply:
-                    if made_by_control_plane(manifest):
-                        store.delete(key)  # (a label may have made it so only now)
+                resource = event.resource
+                raw = event.raw_json
+                uid = event.uid
+                doc = None
+                if transcode is not None and raw is not None and uid and resource.plural:
+                    doc = transcode(raw, resource.api_version, resource.kind)
+                if doc is not None:  # the fast path: same bytes as the dict path below
+                    if etype is EventType.DELETED:
+                        store.delete(uid)
                     else:
-                        store.put(
-                            key,
-                            dump_document(manifests.for_apply(manifest)).encode(),
-                            manifests.controller_uid(manifest),
-                            first=manifest["kind"] in first_kinds,
-                        )
-                    text = dump_document(manifest) if logging_events else ""
+                        store.put(uid, doc, first=resource.kind in first_kinds)
+                    plural = resource.plural
                 else:
-                    text = dump_document(manifest)
-                    store.put(key, text.encode(), first=manifest["kind"] in first_kinds)
+                    doc, plural = self._apply_decoded(event)
                 if counts is not None:
-                    counts[event.resource.plural or str(manifest.get("kind"))] += 1
+                    counts[plural] += 1
                 if logging_events:
-                    parts.append(self._log_document(etype.value, when, event, text))
+                    parts.append(self._log_document(etype.value, when, event, doc))
         self._dirty = True
         if counts and self.progress is not None:
             for plural, count in counts.items():
@@ -219,7 +216,7 @@ class FileSink(Sink):
         if parts:
             if self._log_pending is not None:
                 self._place_log()
-            self._append_log("".join(parts))
+            self._append_log(b"".join(parts))
             self.events_logged += len(parts)
         if (
             self.snapshot_interval is not None
@@ -228,6 +225,33 @@ class FileSink(Sink):
         ):
             with contextlib.suppress(SnapshotWriteError):
                 await self._write_snapshot()
+
+    def _apply_decoded(self, event: Event) -> tuple[bytes, str]:
+        """Store (or drop) one event's manifest from its decoded object; returns the YAML
+        document for the extended log (b"" if there is none) and the plural to count."""
+        store = self.store
+        manifest = manifests.clean(event.object, event.resource)
+        key = _object_key(event, manifest)
+        logging_events = self._log is not None
+        first = manifest["kind"] in manifests.FIRST_KINDS
+        if event.type is EventType.DELETED:
+            store.delete(key)
+            doc = dump_document(manifest).encode() if logging_events else b""
+        elif self.for_apply:
+            if manifests.made_by_control_plane(manifest):
+                store.delete(key)  # (a label may have made it so only now)
+            else:
+                store.put(
+                    key,
+                    dump_document(manifests.for_apply(manifest)).encode(),
+                    manifests.controller_uid(manifest),
+                    first=first,
+                )
+            doc = dump_document(manifest).encode() if logging_events else b""
+        else:
+            doc = dump_document(manifest).encode()
+            store.put(key, doc, first=first)
+        return doc, event.resource.plural or str(manifest.get("kind"))
 
     async def on_synced(self) -> None:
         """Mark the end of the initial sync; write a first snapshot unless ``--once``."""
@@ -240,7 +264,7 @@ class FileSink(Sink):
         if self._log is not None:
             if self._log_pending is not None:
                 self._place_log()
-            self._append_log(f"---\ntype: SYNCED\ntime: {render_scalar(_now())}\n")
+            self._append_log(f"---\ntype: SYNCED\ntime: {render_scalar(_now())}\n".encode())
         if not self.once:
             await self._write_snapshot()
 
@@ -300,27 +324,27 @@ class FileSink(Sink):
 
     # -- writing ---------------------------------------------------------------------------
 
-    def _log_document(self, etype: str, when: str, event: Event, text: str) -> str:
+    def _log_document(self, etype: str, when: bytes, event: Event, doc: bytes) -> bytes:
         key = (etype, event.resource, event.cluster_id)
         head = self._log_heads.get(key)
         if head is None:
             cluster = f"cluster: {render_scalar(event.cluster_id)}\n" if event.cluster_id else ""
             head = (
-                f"resource: {render_scalar(event.resource.key)}\n{cluster}object:\n",
-                f"---\ntype: {etype}\ntime: ",
+                f"resource: {render_scalar(event.resource.key)}\n{cluster}object:\n".encode(),
+                f"---\ntype: {etype}\ntime: ".encode(),
             )
             if len(self._log_heads) > 10_000:
                 self._log_heads.clear()
             self._log_heads[key] = head
-        body = text[:-1].replace("\n", "\n  ")
-        return f"{head[1]}{when}\n{head[0]}  {body}\n"
+        body = doc[:-1].replace(b"\n", b"\n  ")
+        return b"%s%s\n%s  %s\n" % (head[1], when, head[0], body)
 
-    def _append_log(self, text: str) -> None:
+    def _append_log(self, text: bytes) -> None:
         log_file = self._log
         if log_file is None:
             return
         try:
-            log_file.write(text.encode())
+            log_file.write(text)
             log_file.flush()
         except OSError as exc:
             self._log = None

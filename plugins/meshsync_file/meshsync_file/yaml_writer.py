@@ -37,6 +37,7 @@ __all__ = [
     "python_dump_document",
     "render_key",
     "render_scalar",
+    "transcode",
 ]
 
 #: Strings that may be written without quotes (see the module docstring).
@@ -332,6 +333,18 @@ def _load_c_writer() -> Callable[[dict[Any, Any]], str] | None:
 _c_dump_map = _load_c_writer()
 #: "c" when the compiled writer is in use, else "python" (reported by the benchmark).
 IMPLEMENTATION = "c" if _c_dump_map is not None else "python"
+
+#: ``transcode(raw, api_version, kind) -> bytes | None``: the YAML document of a Kubernetes
+#: object's raw JSON, cleaned as :func:`meshsync_file.manifest.clean` does, written straight
+#: from the JSON text without building the dict (the C writer only; None without it). Its
+#: result is byte for byte ``dump_document(clean(decoded, resource)).encode()``; it returns
+#: None for anything it does not handle the same (duplicate keys, lone surrogates, floats out
+#: of range, deep nesting), and the caller takes that dict path instead.
+transcode: Callable[[Any, str, str], bytes | None] | None = None
+if _c_dump_map is not None:
+    from meshsync_file import _cwriter  # type: ignore[attr-defined]
+
+    transcode = _cwriter.transcode
 
 
 def dump_document(obj: Any) -> str:
