@@ -112,7 +112,7 @@ async def test_restart_mid_stream_subscriber_converges(tmp_path, sig: int) -> No
             await subscriber.wait_for(
                 lambda: subscriber.versions() == source.versions(), timeout=20
             )
-            assert sink.stats["disconnects"] >= 1 and sink.stats["reconnects"] >= 1
+            assert sink.counts["disconnects"] >= 1 and sink.counts["reconnects"] >= 1
     finally:
         await subscriber.close()
         server.stop()
@@ -195,8 +195,8 @@ async def test_jetstream_survives_restart_with_zero_missing_events(tmp_path) -> 
     finally:
         server.stop()
     assert len(sent) > 300
-    assert sink.stats["disconnects"] >= 1 and sink.stats["reconnects"] >= 1
-    assert sink.stats["buffered"] > 0  # changes did arrive while the server was away
+    assert sink.counts["disconnects"] >= 1 and sink.counts["reconnects"] >= 1
+    assert sink.counts["buffered"] > 0  # changes did arrive while the server was away
     assert sorted(set(sent) - set(stored)) == []  # zero missing
     assert len(stored) == len(set(stored))  # de-duplicated by Nats-Msg-Id
 
@@ -262,7 +262,7 @@ async def test_jetstream_mode_without_jetstream_says_so(
             lambda: bool(log_lines(caplog, logging.ERROR, "JetStream is not available")),
             what="JetStream error line",
         )
-        assert sink.stats["published"] == 0  # kept, not lost: retried once JetStream works
+        assert sink.counts["published"] == 0  # kept, not lost: retried once JetStream works
         assert not sink.ready
         await wait_until(lambda: len(sink.pending) == 1, what="change kept in the buffer")
 

@@ -118,7 +118,8 @@ class NatsSink(Sink):
         self.nc = NATS()
         self.oversize = Oversize(self.log, self.metrics, meshery_ids=self.meshery_ids)
         self._stream_max_msg = -1  # the stream's max_msg_size, when it has one
-        self.stats: Counter[str] = Counter()
+        #: Delivery counts (published, buffered, disconnects, ...), for tests and logs.
+        self.counts: Counter[str] = Counter()
         self.metrics.describe(
             "published_total", "Changes handed to NATS (acked in JetStream mode)."
         )
@@ -223,7 +224,7 @@ class NatsSink(Sink):
     async def on_synced(self) -> None:
         self.log.info(
             "initial state handed to NATS (%d published, %d buffered)",
-            self.stats["published"],
+            self.counts["published"],
             len(self.pending),
         )
 
@@ -256,15 +257,15 @@ class NatsSink(Sink):
             await self.nc.close()
         self.log.info(
             "NATS sink closed: %d published, %d coalesced, %d dropped",
-            self.stats["published"],
+            self.counts["published"],
             self.pending.coalesced,
             self.pending.dropped,
         )
-        if self.stats["unsendable"]:
+        if self.counts["unsendable"]:
             self.log.warning(
                 "%d change(s) were never delivered: too large for NATS even without their "
                 "largest fields, or not encodable (see the errors above)",
-                self.stats["unsendable"],
+                self.counts["unsendable"],
             )
         if undelivered:
             # The run could not do its job (a --once run publishing nothing): it fails, saying why.
@@ -640,7 +641,7 @@ class NatsSink(Sink):
     def _unsendable(self, event: Event, exc: Exception) -> None:
         """An event that can never be sent (too big even truncated, not encodable): counted
         per resource as not delivered, one error line per object and minute."""
-        self.stats["unsendable"] += 1
+        self.counts["unsendable"] += 1
         self.metrics.inc("unsendable_total", resource=event.resource.key)
         self._warn_limited(
             "cannot publish %s to NATS: %s",
@@ -796,7 +797,7 @@ class NatsSink(Sink):
 
     def _count(self, name: str, amount: int) -> None:
         """Keep a counter for tests and logs and export it (``meshsync_nats_<name>_total``)."""
-        self.stats[name] += amount
+        self.counts[name] += amount
         self.metrics.inc(f"{name}_total", amount)
 
     def _gauges(self) -> None:
