@@ -158,7 +158,7 @@ async def test_kill_9_stream_leader_and_connected_node_during_churn_loses_nothin
     try:
         async with Running(Engine([source], [sink], published_index=True)) as run:
             await source.started()
-            await wait_until(lambda: sink.ready and sink._live, 30, "sink connected, synced")
+            await wait_until(lambda: sink.ready and sink.outage.live, 30, "sink connected, synced")
             info = await observer.jsm().stream_info(STREAM)
             assert info.config.num_replicas == 3
             first = await wait_stream_leader(observer, STREAM, current=2)
@@ -268,14 +268,14 @@ async def test_a_change_lost_mid_batch_is_resent_before_the_same_objects_next_ch
     c1 = make_event("c", uid="uid-c", resource_version="1")
     sink = NatsSink(nats_options("127.0.0.1:4222", nats_jetstream=True, nats_ack_timeout=1.0))
     fake = _LeaderChangeMidBatch("uid-a")
-    sink._js = fake
+    sink.js_publisher.context = fake
 
     class Connected:
         is_connected = True
         max_payload = 1024 * 1024
 
     sink.nc = Connected()  # type: ignore[assignment]
-    resend = await sink._publish_jetstream([a1, b1, a2, c1])
+    resend = await sink.js_publisher.publish([a1, b1, a2, c1])
     assert [e.resource_version for e in resend if e.uid == "uid-a"] == ["1", "2"]
     assert [e.uid for e in resend] == ["uid-a", "uid-a", "uid-c"]
     assert fake.stored == ["uid-b|1|ADDED"]  # a2 was held back behind a1

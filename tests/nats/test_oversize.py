@@ -11,6 +11,7 @@ import logging
 import orjson
 import pytest
 from meshsync_nats import wire
+from meshsync_nats.jetstream import msg_id
 from meshsync_nats.oversize import (
     LAST_APPLIED,
     TRUNCATED_ANNOTATION,
@@ -18,7 +19,7 @@ from meshsync_nats.oversize import (
     headers_size,
     shrink,
 )
-from meshsync_nats.sink import NatsSink, msg_id
+from meshsync_nats.sink import NatsSink
 from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import Engine, Event, EventType
