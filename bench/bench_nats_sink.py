@@ -113,7 +113,7 @@ async def throughput(url: str, count: int) -> tuple[float, float]:
     engine = Engine([Flood(count)], [sink])
     started = time.perf_counter()
     task = asyncio.create_task(engine.run())
-    while sink.stats["published"] < count:
+    while sink.counts["published"] < count:
         await asyncio.sleep(0.005)
     published = time.perf_counter() - started
     await asyncio.wait_for(done.wait(), 300)

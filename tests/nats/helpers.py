@@ -182,7 +182,7 @@ class Running:
 
 
 async def wait_connected(sink: NatsSink, timeout: float = 10.0) -> None:
-    await wait_until(lambda: sink.nc.is_connected and sink._live, timeout, "sink connected")
+    await wait_until(lambda: sink.nc.is_connected and sink.outage.live, timeout, "sink connected")
 
 
 def log_lines(caplog: Any, level: int = logging.WARNING, contains: str = "") -> list[str]:

@@ -152,13 +152,13 @@ async def test_kill_9_stream_leader_and_connected_node_during_churn_loses_nothin
 
     async def published_more(count: int, what: str) -> None:
         """Wait until ``count`` more changes were acknowledged by the stream."""
-        target = sink.stats["published"] + count
-        await wait_until(lambda: sink.stats["published"] >= target, 60, what)
+        target = sink.counts["published"] + count
+        await wait_until(lambda: sink.counts["published"] >= target, 60, what)
 
     try:
         async with Running(Engine([source], [sink], published_index=True)) as run:
             await source.started()
-            await wait_until(lambda: sink.ready and sink._live, 30, "sink connected, synced")
+            await wait_until(lambda: sink.ready and sink.outage.live, 30, "sink connected, synced")
             info = await observer.jsm().stream_info(STREAM)
             assert info.config.num_replicas == 3
             first = await wait_stream_leader(observer, STREAM, current=2)
@@ -176,9 +176,9 @@ async def test_kill_9_stream_leader_and_connected_node_during_churn_loses_nothin
             victim = connected_node(cluster, sink)
             if victim == first:
                 victim = second_leader
-            disconnects = sink.stats["disconnects"]
+            disconnects = sink.counts["disconnects"]
             await asyncio.to_thread(cluster.kill, victim)
-            await wait_until(lambda: sink.stats["disconnects"] > disconnects, 30, "disconnect")
+            await wait_until(lambda: sink.counts["disconnects"] > disconnects, 30, "disconnect")
             await wait_until(lambda: sink.nc.is_connected, 30, "failover to another server")
             assert connected_node(cluster, sink) != victim
             await wait_stream_leader(observer, STREAM, not_on=victim)
@@ -202,8 +202,8 @@ async def test_kill_9_stream_leader_and_connected_node_during_churn_loses_nothin
         await observer.close()
 
     assert progress[0] > 900
-    assert sink.stats["disconnects"] >= 1 and sink.stats["reconnects"] >= 1
-    assert sink.stats["ack_failures"] > 0  # the leader change did cost acks, then resends
+    assert sink.counts["disconnects"] >= 1 and sink.counts["reconnects"] >= 1
+    assert sink.counts["ack_failures"] > 0  # the leader change did cost acks, then resends
     assert len(stored) == len(set(stored)), "duplicates in the stream"
     missing = set(sent) - set(stored)
     assert not missing, f"{len(missing)} of {len(sent)} changes missing, e.g. {sorted(missing)[:5]}"
@@ -268,18 +268,18 @@ async def test_a_change_lost_mid_batch_is_resent_before_the_same_objects_next_ch
     c1 = make_event("c", uid="uid-c", resource_version="1")
     sink = NatsSink(nats_options("127.0.0.1:4222", nats_jetstream=True, nats_ack_timeout=1.0))
     fake = _LeaderChangeMidBatch("uid-a")
-    sink._js = fake
+    sink.js_publisher.context = fake
 
     class Connected:
         is_connected = True
         max_payload = 1024 * 1024
 
     sink.nc = Connected()  # type: ignore[assignment]
-    resend = await sink._publish_jetstream([a1, b1, a2, c1])
+    resend = await sink.js_publisher.publish([a1, b1, a2, c1])
     assert [e.resource_version for e in resend if e.uid == "uid-a"] == ["1", "2"]
     assert [e.uid for e in resend] == ["uid-a", "uid-a", "uid-c"]
     assert fake.stored == ["uid-b|1|ADDED"]  # a2 was held back behind a1
-    assert sink.stats["published"] == 1 and sink.stats["ack_failures"] == 1
+    assert sink.counts["published"] == 1 and sink.counts["ack_failures"] == 1
 
 
 async def test_more_replicas_than_servers_is_one_error_line_and_nothing_lost(

@@ -177,7 +177,10 @@ async def test_wrong_credentials_one_clear_error_line(
     server = nats_server_factory(user="meshsync", password="right")
     sink = NatsSink(nats_options(server.url, nats_user="meshsync", nats_password=SECRET))
     async with Running(Engine([ModelSource([pod("a")])], [sink])) as running:
-        await wait_until(lambda: sink._failures + int(sink._auth_logged) > 0, what="an attempt")
+        attempts = sink.connection_log
+        await wait_until(
+            lambda: attempts.failures + int(attempts.auth_logged) > 0, what="an attempt"
+        )
         # Several attempts happen (every 0.1s here); the error is reported once.
         await wait_until(
             lambda: len(log_lines(caplog, logging.DEBUG, "still rejects the credentials")) >= 3,

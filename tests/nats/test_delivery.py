@@ -107,12 +107,12 @@ async def test_restart_mid_stream_subscriber_converges(tmp_path, sig: int) -> No
             await churn(source, rng, 100, 0.001, "b")  # NATS is down
             await asyncio.to_thread(server.start)
             await churn(source, rng, 100, 0.001, "c")  # reconnecting, then live again
-            await wait_until(lambda: sink._live, what="sink live again")
+            await wait_until(lambda: sink.outage.live, what="sink live again")
             await churn(source, rng, 50, 0.001, "d")
             await subscriber.wait_for(
                 lambda: subscriber.versions() == source.versions(), timeout=20
             )
-            assert sink.stats["disconnects"] >= 1 and sink.stats["reconnects"] >= 1
+            assert sink.counts["disconnects"] >= 1 and sink.counts["reconnects"] >= 1
     finally:
         await subscriber.close()
         server.stop()
@@ -176,7 +176,7 @@ async def test_jetstream_survives_restart_with_zero_missing_events(tmp_path) -> 
             await asyncio.to_thread(server.restart)  # while changes keep coming
             await changes
             await wait_until(
-                lambda: sink.nc.is_connected and sink._live and not sink.pending,
+                lambda: sink.nc.is_connected and sink.outage.live and not sink.pending,
                 timeout=20,
                 what="all pending published",
             )
@@ -195,8 +195,8 @@ async def test_jetstream_survives_restart_with_zero_missing_events(tmp_path) -> 
     finally:
         server.stop()
     assert len(sent) > 300
-    assert sink.stats["disconnects"] >= 1 and sink.stats["reconnects"] >= 1
-    assert sink.stats["buffered"] > 0  # changes did arrive while the server was away
+    assert sink.counts["disconnects"] >= 1 and sink.counts["reconnects"] >= 1
+    assert sink.counts["buffered"] > 0  # changes did arrive while the server was away
     assert sorted(set(sent) - set(stored)) == []  # zero missing
     assert len(stored) == len(set(stored))  # de-duplicated by Nats-Msg-Id
 
@@ -262,7 +262,7 @@ async def test_jetstream_mode_without_jetstream_says_so(
             lambda: bool(log_lines(caplog, logging.ERROR, "JetStream is not available")),
             what="JetStream error line",
         )
-        assert sink.stats["published"] == 0  # kept, not lost: retried once JetStream works
+        assert sink.counts["published"] == 0  # kept, not lost: retried once JetStream works
         assert not sink.ready
         await wait_until(lambda: len(sink.pending) == 1, what="change kept in the buffer")
 
@@ -316,11 +316,11 @@ async def test_confirmer_ends_when_cancelled_as_its_marker_comes_back() -> None:
     sink = NatsSink(nats_options("127.0.0.1:1"))
     connection = _EchoLessConnection()
     sink.nc = connection  # type: ignore[assignment]
-    sink._marker_subject = "_INBOX.test"
-    confirmer = asyncio.create_task(sink._confirm_loop())
-    sink._segment.append(make_event("a"))
-    sink._confirm_wake.set()
-    await wait_until(lambda: bool(sink._markers), what="the confirmer's marker")
+    sink.confirmation.subject = "_INBOX.test"
+    confirmer = asyncio.create_task(sink.confirmation.run())
+    sink.confirmation.note_sent(make_event("a"))
+    sink.confirmation.wake()
+    await wait_until(lambda: sink.confirmation.waiting, what="the confirmer's marker")
     subject, token = connection.published[-1]
     assert subject == "_INBOX.test"
 

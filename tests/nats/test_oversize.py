@@ -11,6 +11,7 @@ import logging
 import orjson
 import pytest
 from meshsync_nats import wire
+from meshsync_nats.jetstream import msg_id
 from meshsync_nats.oversize import (
     LAST_APPLIED,
     TRUNCATED_ANNOTATION,
@@ -18,7 +19,7 @@ from meshsync_nats.oversize import (
     headers_size,
     shrink,
 )
-from meshsync_nats.sink import NatsSink, msg_id
+from meshsync_nats.sink import NatsSink
 from meshsync_testkit.nats_server import NatsServer
 
 from meshsync_core import Engine, Event, EventType
@@ -96,7 +97,7 @@ async def test_configmap_over_1mb_arrives_without_data_marked_and_counted(
     assert annotations_of(obj) == {TRUNCATED_ANNOTATION: "data"}
     assert obj["metadata"]["labels"][0]["key"] == "app"
     assert sink.metrics.value("objects_truncated_total", resource=CONFIGMAPS.key) == 1
-    assert sink.stats["unsendable"] == 0
+    assert sink.counts["unsendable"] == 0
     (warning,) = log_lines(caplog, contains="too large for NATS")
     assert "configmaps default/big" in warning and "without data" in warning
     assert "1,048,576" in warning and "vvvv" not in warning
@@ -160,7 +161,7 @@ async def test_too_large_even_without_its_fields_is_an_error_counted_not_deliver
     (error,) = log_lines(caplog, logging.ERROR, "cannot publish pods default/huge")
     assert "even without spec, status" in error and "not delivered" in error
     assert "over the limit of 1,048,576 bytes (the server's max_payload)" in error
-    assert sink.stats["unsendable"] == 1
+    assert sink.counts["unsendable"] == 1
     assert sink.metrics.value("unsendable_total", resource=PODS.key) == 1
     assert sink.metrics.value("objects_truncated_total", resource=PODS.key) == 0
     assert log_lines(caplog, contains="1 change(s) were never delivered")
@@ -207,7 +208,7 @@ async def test_headers_count_against_max_payload(
     sink, subscriber = await publish_and_receive(jetstream_server, [(cm, CONFIGMAPS)], **options)
     truncated = TRUNCATED_ANNOTATION in annotations_of(subscriber.view["uid-edge"])
     assert truncated == jetstream
-    assert sink.stats["disconnects"] == 0
+    assert sink.counts["disconnects"] == 0
 
 
 async def test_jetstream_stream_max_msg_size_is_a_limit_too(
@@ -225,7 +226,7 @@ async def test_jetstream_stream_max_msg_size_is_a_limit_too(
         jetstream_server, [(cm, CONFIGMAPS)], nats_jetstream=True, nats_stream="SMALL"
     )
     assert annotations_of(subscriber.view["uid-mid"]) == {TRUNCATED_ANNOTATION: "data"}
-    assert sink.stats["ack_failures"] == 0
+    assert sink.counts["ack_failures"] == 0
 
 
 # -- shrink() on its own: which fields go, in which order ------------------------------------

@@ -54,7 +54,9 @@ async def interactive(
     try:
         async with Running(Engine([source], [sink])):
             await source.started()
-            await wait_until(lambda: sink.nc.is_connected and sink._live, 10, "sink connected")
+            await wait_until(
+                lambda: sink.nc.is_connected and sink.outage.live, 10, "sink connected"
+            )
             yield Env(sink, client, source)
     finally:
         await client.close()
@@ -502,7 +504,7 @@ async def test_shutdown_ends_every_session(nats_server: NatsServer) -> None:
     running = Running(Engine([source], [sink]))
     async with running:
         await source.started()
-        await wait_until(lambda: sink._live, 10)
+        await wait_until(lambda: sink.outage.live, 10)
         await client.request_logs(log_request("r", "shop", "web-0", "web", follow=True))
         shell = await client.open_exec("shop", "db-0", "db")
         await shell.read_until("# ")
@@ -592,7 +594,7 @@ async def test_a_stop_taken_by_another_replica_ends_the_session(nats_server: Nat
         other = NatsSink(nats_options(nats_server.url, **ALLOW))
         async with Running(Engine([other_source], [other])):
             await other_source.started()
-            await wait_until(lambda: other._live, 10, "second replica connected")
+            await wait_until(lambda: other.outage.live, 10, "second replica connected")
             request = log_request("r", "shop", "web-0", "web", follow=True)
             await env.client.request_logs(request)
             sinks = (env.sink, other)

@@ -15,10 +15,21 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import nats.errors
+
 from meshsync_core import ConfigError
 
 DEFAULT_PORT = 4222
 _SCHEMES = {"nats", "tls", "ws", "wss"}
+#: The connection cannot take a message now (not the message's fault): send it again later.
+SEND_ERRORS = (
+    nats.errors.OutboundBufferLimitError,
+    nats.errors.ConnectionClosedError,
+    nats.errors.ConnectionReconnectingError,
+    nats.errors.ConnectionDrainingError,
+    nats.errors.StaleConnectionError,
+    ConnectionError,
+)
 
 
 def mask_url(url: str) -> str:

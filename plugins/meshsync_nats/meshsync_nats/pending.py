@@ -162,7 +162,7 @@ class PendingBuffer:
         for event in events:
             self.add(event)
 
-    def stats(self) -> dict[str, int]:
+    def counts(self) -> dict[str, int]:
         return {
             "pending": len(self._items),
             "coalesced": self.coalesced,

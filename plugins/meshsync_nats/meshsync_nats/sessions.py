@@ -39,7 +39,7 @@ import contextlib
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -575,6 +575,39 @@ class Session:
             self.end_reason = reason
 
 
+@dataclass(frozen=True)
+class _Kind:
+    """How a kind of session is named in warnings and answers."""
+
+    kind: str  # Session.kind
+    entity: str  # the request entity, in "... request lacks ..."
+    running: str  # in "... already runs"
+    refusing: str  # in "refusing ... <id>: <problem>"
+    streams: str  # in "no source of this MeshSync can give pod <streams>s"
+    outside: str  # a namespace that is not served, formatted with its repr
+    namespace_key: str
+
+
+_LOGS = _Kind(
+    "logs",
+    "log-stream",
+    running="log-stream",
+    refusing="log-stream",
+    streams="log",
+    outside="logs of pods in namespace {!r} are not served here",
+    namespace_key="logs-namespace",
+)
+_EXEC = _Kind(
+    "exec",
+    "exec-request",
+    running="exec session",
+    refusing="exec",
+    streams="shell",
+    outside="shells in namespace {!r} are not allowed here",
+    namespace_key="exec-namespace",
+)
+
+
 class SessionManager:
     """Starts, limits, lists and ends log and exec sessions for the NATS sink."""
 
@@ -730,27 +763,41 @@ class SessionManager:
             )
             await self._log_refusal(request, f"pod logs are not served by this MeshSync ({why})")
             return
+        admitted = await self._admit(request, _LOGS, self.policy.logs_namespaces)
+        if admitted is not None:
+            session, streams = admitted
+            self._start(session, self._run_logs(session, streams, request))
+
+    async def _admit(
+        self, request: LogRequest | ExecRequest, kind: _Kind, namespaces: frozenset[str]
+    ) -> tuple[Session, WorkloadStreams] | None:
+        """The checks a log or exec request passes after its own: not a duplicate, complete,
+        room for it, an allowed namespace, a source that can serve it. Refused (warned about
+        and answered) or ignored: None; else its session, not started, and the streams."""
+        session_id = request.session_id
         if session_id in self.sessions:
-            self.log.debug("log-stream %s already runs: duplicate request ignored", session_id)
-            return
-        problem, key = self._common_problem(request.namespace, request.name, "log-stream")
-        if (
-            problem is None
-            and self.policy.logs_namespaces
-            and (request.namespace not in self.policy.logs_namespaces)
-        ):
-            problem = f"logs of pods in namespace {request.namespace!r} are not served here"
-            key = "logs-namespace"
+            self.log.debug(
+                "%s %s already runs: duplicate request ignored", kind.running, session_id
+            )
+            return None
+        problem, key = self._common_problem(request.namespace, request.name, kind.entity)
+        if problem is None and namespaces and (request.namespace not in namespaces):
+            problem, key = kind.outside.format(request.namespace), kind.namespace_key
         if problem is not None:
-            self._warn_limited(f"refusing log-stream {session_id}: {problem}", key)
-            await self._log_refusal(request, problem)
-            return
-        streams = await self._streams_or_refuse(request, "log")
+            self._warn_limited(f"refusing {kind.refusing} {session_id}: {problem}", key)
+            await self._refuse(request, problem)
+            return None
+        streams = await self._streams_or_refuse(request, kind.streams)
         if streams is None:
-            return
+            return None
         target = StreamTarget(request.namespace, request.name, request.container)
-        session = Session("logs", session_id, target, request.id)
-        self._start(session, self._run_logs(session, streams, request))
+        return Session(kind.kind, session_id, target, request.id), streams
+
+    async def _refuse(self, request: LogRequest | ExecRequest, text: str) -> None:
+        if isinstance(request, LogRequest):
+            await self._log_refusal(request, text)
+        else:
+            await self._exec_refusal(request, text)
 
     def _common_problem(
         self, namespace: str, name: str, entity: str
@@ -777,10 +824,7 @@ class SessionManager:
         if streams is None:
             text = f"no source of this MeshSync can give pod {what}s"
             self._warn_once(f"no-streams-{what}", text)
-            if isinstance(request, LogRequest):
-                await self._log_refusal(request, text)
-            else:
-                await self._exec_refusal(request, text)
+            await self._refuse(request, text)
         return streams
 
     async def _run_logs(
@@ -792,27 +836,16 @@ class SessionManager:
             tail_lines=request.taillines,  # Go's contract: 0 or missing = no history
             timestamps=True,
         )
-        chunks = Utf8Chunks(LOG_CHUNK)
-        limit = RateLimit(self.policy.output_rate, LOG_CHUNK)
         pod, container = request.name, request.container
-
-        async def publish(text: str) -> None:
-            size = len(text.encode())
-            await limit.take(size)
-            if await self._send(SUBJECT_LOGS, log_chunk(request.id, text, pod, container)):
-                session.bytes_out += size
-            else:
-                session.dropped += size
-
         reader = streams.stream_logs(session.target, options)
         try:
-            async with contextlib.aclosing(reader):  # type: ignore[type-var]
-                async for data in reader:
-                    session.last_activity = time.monotonic()
-                    for text in chunks.feed(data):
-                        await publish(text)
-            for text in chunks.flush():
-                await publish(text)
+            await self._relay(
+                session,
+                reader,
+                LOG_CHUNK,
+                SUBJECT_LOGS,
+                lambda text: log_chunk(request.id, text, pod, container),
+            )
             session.note_end("end of log")
         except StreamError as exc:
             session.note_end(f"failed: {exc}")
@@ -869,26 +902,10 @@ class SessionManager:
             self._count("sessions_refused_total")
             self._warn_limited(f"ignoring {bad_subject} (nowhere to answer)")
             return
-        if session_id in self.sessions:
-            self.log.debug("exec session %s already runs: duplicate request ignored", session_id)
+        admitted = await self._admit(request, _EXEC, self.policy.exec_namespaces)
+        if admitted is None:
             return
-        problem, key = self._common_problem(request.namespace, request.name, "exec-request")
-        if (
-            problem is None
-            and self.policy.exec_namespaces
-            and (request.namespace not in self.policy.exec_namespaces)
-        ):
-            problem = f"shells in namespace {request.namespace!r} are not allowed here"
-            key = "exec-namespace"
-        if problem is not None:
-            self._warn_limited(f"refusing exec {session_id}: {problem}", key)
-            await self._exec_refusal(request, problem)
-            return
-        streams = await self._streams_or_refuse(request, "shell")
-        if streams is None:
-            return
-        target = StreamTarget(request.namespace, request.name, request.container)
-        session = Session("exec", session_id, target, request.id)
+        session, streams = admitted
         self.sessions[session_id] = session  # reserved: a duplicate sees it from now on
         inputs: asyncio.Queue[bytes] = asyncio.Queue(maxsize=INPUT_QUEUE)
         try:
@@ -986,18 +1003,30 @@ class SessionManager:
             session.last_activity = time.monotonic()
 
     async def _pump_output(self, session: Session, exec_session: ExecSession) -> None:
-        chunks = Utf8Chunks(EXEC_CHUNK)
-        limit = RateLimit(self.policy.output_rate, EXEC_CHUNK)
+        await self._relay(session, exec_session.output(), EXEC_CHUNK, session.id, exec_output)
+
+    async def _relay(
+        self,
+        session: Session,
+        output: AsyncIterator[bytes],
+        chunk: int,
+        subject: str,
+        message: Callable[[str], bytes],
+    ) -> None:
+        """A session's output (pod logs, a shell's output) to the requester on ``subject``:
+        whole UTF-8 text in chunks of at most ``chunk`` bytes, each as ``message(text)``, at
+        the output rate; what cannot be published is counted as dropped."""
+        chunks = Utf8Chunks(chunk)
+        limit = RateLimit(self.policy.output_rate, chunk)
 
         async def publish(text: str) -> None:
             size = len(text.encode())
             await limit.take(size)
-            if await self._send(session.id, exec_output(text)):
+            if await self._send(subject, message(text)):
                 session.bytes_out += size
             else:
                 session.dropped += size
 
-        output = exec_session.output()
         async with contextlib.aclosing(output):  # type: ignore[type-var]
             async for data in output:
                 session.last_activity = time.monotonic()
