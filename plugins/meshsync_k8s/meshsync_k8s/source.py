@@ -665,7 +665,10 @@ class KubernetesSource(Source):
     def watched(self) -> list[str]:
         return sorted(str(ws[0].api) for ws in self.watchers.values())
 
-    def stats(self) -> dict[str, Any]:
+    def watch_counts(self) -> dict[str, Any]:
+        """This source's list/watch counters, summed over its watchers: resources watched,
+        objects tracked, lists, watch requests, malformed objects skipped (not the engine's
+        ``EngineStats``)."""
         watchers = [w for ws in self.watchers.values() for w in ws]
         return {
             "resources": len(self.watchers),
