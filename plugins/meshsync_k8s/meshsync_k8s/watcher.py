@@ -29,7 +29,13 @@ from typing import Any
 
 from meshsync_core import ComponentMetrics, Emit, Event, EventType, Identity, gc_paused
 from meshsync_k8s import raw_json
-from meshsync_k8s.client import ApiClient, ApiError
+from meshsync_k8s.client import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_REQUEST_TIMEOUT,
+    ApiClient,
+    ApiError,
+)
 from meshsync_k8s.resources import ApiResource
 
 ADDED, MODIFIED, DELETED = EventType.ADDED, EventType.MODIFIED, EventType.DELETED
@@ -41,9 +47,11 @@ _SLOW_RETRY = {400, 401, 403, 404, 405, 406, 415, 422}
 
 @dataclass
 class Tuning:
-    """Timings and sizes; tests shrink them, production keeps the defaults."""
+    """Timings and sizes; tests shrink them, production keeps the defaults.
 
-    page_size: int = 500
+    The one default of each: the ``k8s`` source's options (``tuning_options``) show these."""
+
+    page_size: int = DEFAULT_PAGE_SIZE
     #: Server-side watch timeout; each watch picks a random value in [t, 2t) like client-go.
     watch_timeout: float = 300.0
     #: A stream with no byte (event or bookmark) for this long is considered dead.
@@ -52,8 +60,8 @@ class Tuning:
     backoff_max: float = 30.0
     #: Retry interval for forbidden / not found / bad request.
     slow_retry: float = 60.0
-    request_timeout: float = 60.0
-    connect_timeout: float = 10.0
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     #: List through a watch with ``sendInitialEvents`` (kube's streaming list, WatchList) where
     #: the server allows it, falling back to paginated lists where it does not. Off by default:
     #: against kube-apiserver 1.37 it synced 100k objects at about half the speed of paginated
