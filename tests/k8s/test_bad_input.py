@@ -335,7 +335,7 @@ async def test_rotated_token_file_is_reread_on_401(tmp_path) -> None:
             }
         )
         await wait_until(lambda: "after" in sink.names, what="event after token rotation")
-        assert source.stats()["lists"] == 1  # the watch resumed; nothing was re-listed
+        assert source.watch_counts()["lists"] == 1  # the watch resumed; nothing was re-listed
         engine.stop("done")
         await task
     finally:

@@ -64,12 +64,14 @@ async def _started(server: FakeApiServer, run_source, n: int = 400) -> Running:
 
 async def test_expired_watch_relists_only_the_difference(server, run_source) -> None:
     running = await _started(server, run_source)
-    lists_before = running.source.stats()["lists"]
+    lists_before = running.source.watch_counts()["lists"]
     before = len(running.sink.events)
     server.faults.expire_watches()
     _churn(server, "a")
     await _converge(server, running)
-    await wait_until(lambda: running.source.stats()["lists"] > lists_before, what="a re-list")
+    await wait_until(
+        lambda: running.source.watch_counts()["lists"] > lists_before, what="a re-list"
+    )
     # only the three changes, although 400 objects were listed again
     assert [e.type for e in running.sink.events[before:]] == [
         EventType.ADDED,
@@ -112,11 +114,11 @@ async def test_dropped_connections_and_5xx_bursts(server, run_source) -> None:
 
 async def test_hung_stream_is_noticed(server, run_source) -> None:
     running = await _started(server, run_source)
-    watches = running.source.stats()["watches"]
+    watches = running.source.watch_counts()["watches"]
     server.faults.hang_watches()
     _churn(server, "d")
     # the inactivity timeout (1s in tests) notices the silent stream and reconnects
-    await wait_until(lambda: running.source.stats()["watches"] > watches, what="a reconnect")
+    await wait_until(lambda: running.source.watch_counts()["watches"] > watches, what="a reconnect")
     server.faults.resume_watches()
     await _converge(server, running)
 
@@ -129,7 +131,7 @@ async def test_forbidden_resource_does_not_block_others(server, run_source, capl
     await running.synced()  # initial sync excepts the forbidden resource
     cms = {o["metadata"]["uid"] for o in server.objects("configmaps")}
     assert {e.uid for e in running.sink.events} == cms
-    await wait_until(lambda: running.source.stats()["lists"] >= 4, what="slow retries")
+    await wait_until(lambda: running.source.watch_counts()["lists"] >= 4, what="slow retries")
     warnings = [r.getMessage() for r in caplog.records if "forbidden" in r.getMessage()]
     assert len(warnings) == 1 and "pods" in warnings[0]
     server.faults.allow("pods")
@@ -139,12 +141,12 @@ async def test_forbidden_resource_does_not_block_others(server, run_source, capl
 async def test_relist_without_changes_emits_nothing(server, run_source) -> None:
     running = await _started(server, run_source, n=120)
     before = len(running.sink.events)
-    lists = running.source.stats()["lists"]
+    lists = running.source.watch_counts()["lists"]
     # pods, configmaps and the internal CRD watch must be open before they can expire
     await wait_until(lambda: len(server.store.watchers()) >= 3, what="three open watches")
     assert server.faults.expire_watches() >= 3
-    await wait_until(lambda: running.source.stats()["lists"] >= lists + 2, what="re-lists")
-    await wait_until(lambda: running.source.stats()["watches"] >= 4, what="watches resumed")
+    await wait_until(lambda: running.source.watch_counts()["lists"] >= lists + 2, what="re-lists")
+    await wait_until(lambda: running.source.watch_counts()["watches"] >= 4, what="watches resumed")
     assert len(running.sink.events) == before
 
 
@@ -164,7 +166,7 @@ async def test_continue_token_expiring_mid_list(server, run_source) -> None:
     running = await run_source(resources=["pods", "configmaps"], namespaces=[])
     await running.synced()
     await _converge(server, running)
-    lists_after_start = running.source.stats()["lists"]
+    lists_after_start = running.source.watch_counts()["lists"]
     listed = {e.resource.plural for e in running.sink.events if e.type is EventType.ADDED}
     assert listed == {"pods", "configmaps"}
 
@@ -175,7 +177,7 @@ async def test_continue_token_expiring_mid_list(server, run_source) -> None:
     _churn(server, "c")
     await _converge(server, running)
     await wait_until(
-        lambda: running.source.stats()["lists"] >= lists_after_start + 3,
+        lambda: running.source.watch_counts()["lists"] >= lists_after_start + 3,
         what="a re-list of both resources, one of them twice",
     )
     await _converge(server, running)

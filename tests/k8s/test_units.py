@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import sys
 
 import pytest
 from meshsync_k8s.crds import crd_resource
 from meshsync_k8s.meshsync_cr import parse_meshsync_cr
 from meshsync_k8s.resources import ApiResource, ResourceName, parse_resource_name, resolve
-from meshsync_k8s.watcher import Backoff
+from meshsync_k8s.watcher import Tuning, backoff_delay, next_attempt
 
 from meshsync_core import ConfigError, EventType
 
@@ -111,13 +112,15 @@ def test_meshsync_cr_parsing() -> None:
 
 
 def test_backoff_grows_with_jitter_and_caps() -> None:
-    backoff = Backoff(0.5, 4.0)
-    delays = [backoff.next() for _ in range(8)]
+    tuning = Tuning(backoff_base=0.5, backoff_max=4.0)
+    attempt, delays = 0, []
+    for _ in range(8):
+        delays.append(backoff_delay(attempt, tuning, random.random()))
+        attempt = next_attempt(attempt)
     assert 0.25 <= delays[0] <= 0.5
     assert 1.0 <= delays[2] <= 2.0
     assert all(2.0 <= d <= 4.0 for d in delays[4:])
-    backoff.reset()
-    assert backoff.next() <= 0.5
+    assert backoff_delay(0, tuning, random.random()) <= 0.5  # after a success: attempt 0 again
 
 
 def test_tracked_bytes_per_object_is_small() -> None:

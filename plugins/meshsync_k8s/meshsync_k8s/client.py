@@ -23,6 +23,9 @@ from meshsync_k8s.raw_json import ListPage
 
 #: Page size of list calls (client-go's reflector uses 500 as well).
 DEFAULT_PAGE_SIZE = 500
+#: Seconds to establish a connection, and for a whole request other than a watch.
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_REQUEST_TIMEOUT = 60.0
 
 
 class ApiError(Exception):
@@ -107,8 +110,8 @@ class ApiClient:
         self,
         connection: Connection,
         *,
-        connect_timeout: float = 10.0,
-        request_timeout: float = 60.0,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        request_timeout: float = DEFAULT_REQUEST_TIMEOUT,
     ) -> None:
         self.connection = connection
         self.base = connection.server.rstrip("/")

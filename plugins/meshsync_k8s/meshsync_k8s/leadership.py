@@ -34,6 +34,26 @@ LOST_EXIT_CODE = 3
 _SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
+#: The Lease's name unless ``--leader-elect-lease`` says otherwise.
+DEFAULT_LEASE = "meshsync"
+#: LeaseTiming field -> (option key, flag, help). Each option is declared from this table and
+#: read back by ``Leadership.from_options``; its default is the LeaseTiming field's.
+_TIMING_OPTIONS: dict[str, tuple[str, str, str]] = {
+    "lease_duration": (
+        "leader_elect_lease_duration", "--leader-elect-lease-duration",
+        "[k8s] How long a Lease not renewed counts as held (client-go's meaning).",
+    ),
+    "renew_deadline": (
+        "leader_elect_renew_deadline", "--leader-elect-renew-deadline",
+        "[k8s] How long the leader keeps trying to renew before it gives up.",
+    ),
+    "retry_period": (
+        "leader_elect_retry_period", "--leader-elect-retry-period",
+        "[k8s] Time between two tries to acquire or renew the Lease.",
+    ),
+}  # fmt: skip
+
+
 def leadership_options() -> list[click.Option]:
     defaults = LeaseTiming()
     return [
@@ -47,7 +67,7 @@ def leadership_options() -> list[click.Option]:
         ),
         click.Option(
             ["--leader-elect-lease", "leader_elect_lease"],
-            default="meshsync",
+            default=DEFAULT_LEASE,
             show_default=True,
             envvar="MESHSYNC_LEADER_ELECT_LEASE",
             help="[k8s] Name of the coordination.k8s.io Lease the replicas compete for.",
@@ -59,26 +79,15 @@ def leadership_options() -> list[click.Option]:
             help="[k8s] Namespace of the Lease [default: POD_NAMESPACE, the in-cluster "
             "namespace, or default].",
         ),
-        click.Option(
-            ["--leader-elect-lease-duration", "leader_elect_lease_duration"],
-            type=Duration(),
-            default=f"{defaults.lease_duration:g}s",
-            show_default=True,
-            help="[k8s] How long a Lease not renewed counts as held (client-go's meaning).",
-        ),
-        click.Option(
-            ["--leader-elect-renew-deadline", "leader_elect_renew_deadline"],
-            type=Duration(),
-            default=f"{defaults.renew_deadline:g}s",
-            show_default=True,
-            help="[k8s] How long the leader keeps trying to renew before it gives up.",
-        ),
-        click.Option(
-            ["--leader-elect-retry-period", "leader_elect_retry_period"],
-            type=Duration(),
-            default=f"{defaults.retry_period:g}s",
-            show_default=True,
-            help="[k8s] Time between two tries to acquire or renew the Lease.",
+        *(
+            click.Option(
+                [flag, key],
+                type=Duration(),
+                default=f"{getattr(defaults, field):g}s",
+                show_default=True,
+                help=help_text,
+            )
+            for field, (key, flag, help_text) in _TIMING_OPTIONS.items()
         ),
     ]
 
@@ -116,18 +125,15 @@ class Leadership:
     def from_options(cls, options: Options) -> Leadership | None:
         if not options.get("leader_elect"):
             return None
-        defaults = LeaseTiming()
+        given = {field: options.get(key) for field, (key, _f, _h) in _TIMING_OPTIONS.items()}
         try:
-            timing = LeaseTiming(
-                float(options.get("leader_elect_lease_duration") or defaults.lease_duration),
-                float(options.get("leader_elect_renew_deadline") or defaults.renew_deadline),
-                float(options.get("leader_elect_retry_period") or defaults.retry_period),
-            )
+            # unset (or 0): LeaseTiming's default
+            timing = LeaseTiming(**{field: float(value) for field, value in given.items() if value})
         except ValueError as exc:
             raise ConfigError(f"--leader-elect: {exc}") from None
         identity = os.environ.get("POD_NAME") or socket.gethostname()
         return cls(
-            str(options.get("leader_elect_lease") or "meshsync"),
+            str(options.get("leader_elect_lease") or DEFAULT_LEASE),
             str(options.get("leader_elect_namespace") or _default_namespace()),
             f"{identity}_{uuid.uuid4().hex[:8]}",  # unique even when two share a host name
             timing,

@@ -17,8 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import click
+
 from meshsync_core import (
     ConfigError,
+    Duration,
     Event,
     EventType,
     IndexRecord,
@@ -60,20 +63,72 @@ _CRD_NAME = ResourceName("customresourcedefinitions", None, "apiextensions.k8s.i
 _CR_NAME = ResourceName(meshsync_cr.PLURAL, None, meshsync_cr.GROUP)
 
 
-#: Tuning field -> (option key, flag, smallest sensible value).
-_TUNING_OPTIONS: dict[str, tuple[str, str, float]] = {
-    "page_size": ("list_page_size", "--list-page-size", 1),
-    "watch_timeout": ("watch_timeout", "--watch-timeout", 1.0),
-    "inactivity_timeout": ("watch_inactivity_timeout", "--watch-inactivity-timeout", 0.1),
-    "backoff_max": ("retry_max_delay", "--retry-max-delay", 0.1),
-    "reconcile_interval": ("reconcile_interval", "--reconcile-interval", 0.0),
-}
+#: Tuning field -> (option key, flag, smallest sensible value, help). Each option is declared
+#: from this table and read back by ``tuning_from``; its default is the Tuning field's, the
+#: environment variable ``MESHSYNC_`` + the key in capitals.
+_TUNING_OPTIONS: dict[str, tuple[str, str, float, str]] = {
+    "page_size": (
+        "list_page_size", "--list-page-size", 1, "[k8s] Objects per page of a list request.",
+    ),
+    "watch_timeout": (
+        "watch_timeout", "--watch-timeout", 1.0,
+        "[k8s] Server-side timeout of a watch request; each watch picks a random value "
+        "between this and twice this, then resumes where it stopped.",
+    ),
+    "inactivity_timeout": (
+        "watch_inactivity_timeout", "--watch-inactivity-timeout", 0.1,
+        "[k8s] A watch stream silent this long (no event, no bookmark) is taken as dead and "
+        "reopened. Keep it above a minute: API servers send bookmarks about once a minute.",
+    ),
+    "backoff_max": (
+        "retry_max_delay", "--retry-max-delay", 0.1,
+        "[k8s] Longest wait between retries after errors (exponential backoff with jitter up "
+        "to this).",
+    ),
+    "reconcile_interval": (
+        "reconcile_interval", "--reconcile-interval", 0.0,
+        "[k8s] Re-list each watched resource about this often, one at a time spread over the "
+        "interval, and emit only what differs from what was sent: catches watch events missed "
+        "for any reason (0: off).",
+    ),
+}  # fmt: skip
+
+
+def tuning_options() -> list[click.Option]:
+    """List/watch timings; the defaults suit real clusters (client-go's reflector values)."""
+    defaults = Tuning()
+    options = []
+    for field, (key, flag, minimum, help_text) in _TUNING_OPTIONS.items():
+        default = getattr(defaults, field)
+        counted = isinstance(default, int)  # a size; the others are durations
+        options.append(
+            click.Option(
+                [flag, key],
+                type=click.IntRange(min=int(minimum)) if counted else Duration(),
+                default=default if counted else f"{default:g}s",
+                show_default=True,
+                envvar=f"MESHSYNC_{key.upper()}",
+                help=help_text,
+            )
+        )
+    options.append(
+        click.Option(
+            ["--streaming-list/--no-streaming-list", "streaming_list"],
+            default=defaults.streaming_list,
+            show_default=True,
+            envvar="MESHSYNC_STREAMING_LIST",
+            help="[k8s] List through a watch that sends the current state first (kube's "
+            "streaming list, WatchList) where the API server offers it; paginated lists "
+            "otherwise.",
+        )
+    )
+    return options
 
 
 def tuning_from(options: Options) -> Tuning:
     """The list/watch timings the user set (``--watch-timeout`` ...), defaults elsewhere."""
     changes: dict[str, Any] = {}
-    for field, (key, flag, minimum) in _TUNING_OPTIONS.items():
+    for field, (key, flag, minimum, _help) in _TUNING_OPTIONS.items():
         value = options.get(key)
         if value is None:
             continue
@@ -665,7 +720,10 @@ class KubernetesSource(Source):
     def watched(self) -> list[str]:
         return sorted(str(ws[0].api) for ws in self.watchers.values())
 
-    def stats(self) -> dict[str, Any]:
+    def watch_counts(self) -> dict[str, Any]:
+        """This source's list/watch counters, summed over its watchers: resources watched,
+        objects tracked, lists, watch requests, malformed objects skipped (not the engine's
+        ``EngineStats``)."""
         watchers = [w for ws in self.watchers.values() for w in ws]
         return {
             "resources": len(self.watchers),

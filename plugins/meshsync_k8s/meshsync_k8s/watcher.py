@@ -29,7 +29,13 @@ from typing import Any
 
 from meshsync_core import ComponentMetrics, Emit, Event, EventType, Identity, gc_paused
 from meshsync_k8s import raw_json
-from meshsync_k8s.client import ApiClient, ApiError
+from meshsync_k8s.client import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_REQUEST_TIMEOUT,
+    ApiClient,
+    ApiError,
+)
 from meshsync_k8s.resources import ApiResource
 
 ADDED, MODIFIED, DELETED = EventType.ADDED, EventType.MODIFIED, EventType.DELETED
@@ -41,9 +47,11 @@ _SLOW_RETRY = {400, 401, 403, 404, 405, 406, 415, 422}
 
 @dataclass
 class Tuning:
-    """Timings and sizes; tests shrink them, production keeps the defaults."""
+    """Timings and sizes; tests shrink them, production keeps the defaults.
 
-    page_size: int = 500
+    The one default of each: the ``k8s`` source's options (``tuning_options``) show these."""
+
+    page_size: int = DEFAULT_PAGE_SIZE
     #: Server-side watch timeout; each watch picks a random value in [t, 2t) like client-go.
     watch_timeout: float = 300.0
     #: A stream with no byte (event or bookmark) for this long is considered dead.
@@ -52,8 +60,8 @@ class Tuning:
     backoff_max: float = 30.0
     #: Retry interval for forbidden / not found / bad request.
     slow_retry: float = 60.0
-    request_timeout: float = 60.0
-    connect_timeout: float = 10.0
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     #: List through a watch with ``sendInitialEvents`` (kube's streaming list, WatchList) where
     #: the server allows it, falling back to paginated lists where it does not. Off by default:
     #: against kube-apiserver 1.37 it synced 100k objects at about half the speed of paginated
@@ -63,21 +71,54 @@ class Tuning:
     reconcile_interval: float = 0.0
 
 
-class Backoff:
-    """Exponential backoff with jitter: ``uniform(d/2, d)``, d doubling up to ``cap``."""
+#: Retries counted towards the backoff's exponent at most (the delay is capped long before).
+_MAX_ATTEMPT = 30
 
-    def __init__(self, base: float, cap: float) -> None:
-        self.base = base
-        self.cap = cap
-        self.attempt = 0
 
-    def next(self) -> float:
-        delay = min(self.cap, self.base * (2**self.attempt))
-        self.attempt = min(self.attempt + 1, 30)
-        return random.uniform(delay / 2, delay)
+def next_attempt(attempt: int) -> int:
+    """The backoff attempt after one more failure."""
+    return min(attempt + 1, _MAX_ATTEMPT)
 
-    def reset(self) -> None:
-        self.attempt = 0
+
+def backoff_delay(attempt: int, tuning: Tuning, rand: float) -> float:
+    """Exponential backoff with jitter: ``uniform(d/2, d)`` with d doubling from
+    ``backoff_base`` up to ``backoff_max``; ``rand`` in [0, 1) is the jitter's draw."""
+    delay = min(tuning.backoff_max, tuning.backoff_base * (2**attempt))
+    return delay / 2 + rand * (delay / 2)
+
+
+@dataclass(frozen=True)
+class RetryPlan:
+    """What to do after a failed list or watch (see :func:`retry_plan`)."""
+
+    #: The next step lists again (else it resumes the watch from the last resourceVersion).
+    relist: bool
+    #: Seconds to wait first (0: at once).
+    delay: float
+    #: A code that retrying soon will not change: reported once, the resource counts as
+    #: listed (not ok) so that the initial sync does not wait for it.
+    slow: bool
+    #: The backoff attempt the next failure starts from.
+    attempt: int
+
+
+def retry_plan(
+    exc: ApiError, attempt: int, tuning: Tuning, *, listing: bool, rand: float
+) -> RetryPlan:
+    """How to go on after ``exc`` failed a list (``listing``) or a watch, ``attempt`` failures
+    into a row; ``rand`` in [0, 1) is the jitter's draw (pure: no clock, no randomness)."""
+    if exc.expired:
+        if attempt == 0:
+            # the resourceVersion is too old to resume from (410): only a list recovers
+            return RetryPlan(True, 0.0, False, 1)
+        # expired again right after a re-list: back off, or it would spin
+        return RetryPlan(True, backoff_delay(attempt, tuning, rand), False, next_attempt(attempt))
+    if exc.code in _SLOW_RETRY:
+        # forbidden, unauthorized, not found, rejected: asking again soon gets the same answer
+        return RetryPlan(True, tuning.slow_retry, True, attempt)
+    # connection trouble, timeouts, 5xx, throttling: back off; a broken list is listed again,
+    # a broken watch resumes where it was
+    return RetryPlan(listing, backoff_delay(attempt, tuning, rand), False, next_attempt(attempt))
 
 
 class _Stopped(Exception):
@@ -248,65 +289,71 @@ class ResourceWatcher:
     # -- main loop -------------------------------------------------------------------------
 
     async def run(self) -> None:
-        backoff = Backoff(self.tuning.backoff_base, self.tuning.backoff_max)
-        need_list = True
+        """List, then watch and resume, until stopped; every failure is retried as
+        :func:`retry_plan` says."""
+        attempt = 0  # failures (and empty watches) in a row: the backoff's exponent
+        listing = True  # the next step lists (else it resumes the watch)
         while not self._stopping:
             try:
-                if need_list or self._relist_wanted:
-                    full = self._resync_full
-                    self._resync_full = False
-                    if self._reseed is not None:  # diff against what was published instead
-                        self.state, self._reseed = self._reseed, None
-                    if self.streaming_list and await self._streamed_list(full):
-                        # listed, then watched on the same stream until it ended
-                        need_list = False
-                        backoff.reset()
-                        continue
-                    changes = await self._relist(full=full)
-                    need_list = False
-                    self._listed_ok(changes)
-                    backoff.reset()
-                started = time.monotonic()
-                received = self.received
-                self.metrics.inc("k8s_watch_starts_total", resource=self.resource.key)
-                if await self._interruptible(self._watch()):
-                    # The stream ended normally (server timeout): re-watch at once - unless
-                    # it ended immediately with nothing in it, which must not become a spin.
-                    if self.received == received and time.monotonic() - started < 1.0:
-                        await self._interruptible(asyncio.sleep(backoff.next()))
-                    else:
-                        backoff.reset()
+                if listing or self._relist_wanted:
+                    listing = True  # asked for (resync, drift check, take-over): a list too
+                    await self._list_step()
+                    listing, attempt = False, 0
+                else:
+                    attempt = await self._watch_step(attempt)
             except _Stopped:
                 break
             except ApiError as exc:
                 if self._stopping:
                     break
-                self.metrics.inc(
-                    "k8s_watch_errors_total", resource=self.resource.key, code=str(exc.code)
-                )
-                if exc.expired:
-                    self.log.info("%s: %s; re-listing", self.label, exc)
-                    need_list = True
-                    if backoff.attempt:  # expired again right away: do not spin
-                        await self._interruptible(asyncio.sleep(backoff.next()))
-                    else:
-                        backoff.attempt = 1
-                elif exc.code in _SLOW_RETRY:
-                    self._report_slow(exc)
-                    self._mark_listed(False)
-                    self._release_waiters()
-                    need_list = True
-                    await self._interruptible(asyncio.sleep(self.tuning.slow_retry))
-                else:
-                    delay = backoff.next()
-                    self.log.warning(
-                        "%s: %s failed (%s); retrying in %.1fs",
-                        self.label,
-                        "list" if need_list else "watch",
-                        exc,
-                        delay,
-                    )
-                    await self._interruptible(asyncio.sleep(delay))
+                plan = retry_plan(exc, attempt, self.tuning, listing=listing, rand=random.random())
+                self._report_retry(exc, plan, listing)
+                listing, attempt = plan.relist, plan.attempt
+                if plan.delay:
+                    await self._interruptible(asyncio.sleep(plan.delay))
+
+    async def _list_step(self) -> None:
+        """One list, diffed against what was emitted (everything again for a resync, against
+        the published state for a take-over): a streaming list where the server offers it,
+        which then watches on the same stream until it ends, else a paginated list."""
+        full, self._resync_full = self._resync_full, False
+        if self._reseed is not None:  # diff against what was published instead
+            self.state, self._reseed = self._reseed, None
+        if self.streaming_list and await self._streamed_list(full):
+            return  # listed, then watched on the same stream until it ended
+        self._listed_ok(await self._relist(full=full))
+
+    async def _watch_step(self, attempt: int) -> int:
+        """One watch request from the last resourceVersion; returns the next backoff attempt."""
+        started = time.monotonic()
+        received = self.received
+        if not await self._interruptible(self._watch()):
+            return attempt  # interrupted on purpose (stop, resync): says nothing of the server
+        if self.received > received or time.monotonic() - started >= 1.0:
+            return 0  # the stream ended normally (server timeout): re-watch at once
+        # it ended immediately with nothing in it, which must not become a spin
+        await self._interruptible(
+            asyncio.sleep(backoff_delay(attempt, self.tuning, random.random()))
+        )
+        return next_attempt(attempt)
+
+    def _report_retry(self, exc: ApiError, plan: RetryPlan, listing: bool) -> None:
+        """Count and log one failure as ``plan`` handles it."""
+        self.metrics.inc("k8s_watch_errors_total", resource=self.resource.key, code=str(exc.code))
+        if plan.slow:
+            self._report_slow(exc)
+            self._mark_listed(False)
+            self._release_waiters()
+        elif exc.expired:
+            self.log.info("%s: %s; re-listing", self.label, exc)
+        else:
+            self.log.warning(
+                "%s: %s failed (%s); retrying in %.1fs",
+                self.label,
+                "list" if listing else "watch",
+                exc,
+                plan.delay,
+            )
 
     def _listed_ok(self, drift: int) -> None:
         """A list completed; ``drift`` counts changes older than a pending drift check's mark."""
@@ -366,8 +413,8 @@ class ResourceWatcher:
     async def _relist(self, *, full: bool) -> int:
         """List everything and emit only the difference (or everything, for ``full``); returns
         how many of those changes predate a pending drift check's mark."""
-        state = self.state
-        seen: set[str] | None = set() if state else None
+        # No set of every listed uid on a first list: nothing tracked, so nothing can vanish.
+        seen: set[str] | None = set() if self.state else None
         list_rv = ""
         drift = 0
         self.lists += 1
@@ -379,6 +426,7 @@ class ResourceWatcher:
                 items = page.items or []
                 self._busy = True
                 try:
+                    # no collector pass over a page's thousands of young, acyclic objects
                     with gc_paused():
                         drift += await self._apply_page(items, seen, full)
                 finally:
@@ -429,17 +477,9 @@ class ResourceWatcher:
     async def _stream(self, listing: _StreamedList) -> None:
         """The current state as ADDED events up to the ``k8s.io/initial-events-end`` bookmark
         (diffed against what was emitted, as a re-list), then watch events on the same stream."""
-        params = {
-            **self.params,
-            "sendInitialEvents": "true",
-            "resourceVersionMatch": "NotOlderThan",
-            "resourceVersion": "",
-            "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(int(self.tuning.watch_timeout * (1 + random.random())) or 1),
-        }
+        params = {"sendInitialEvents": "true", "resourceVersionMatch": "NotOlderThan"}
         self.lists += 1
-        self.metrics.inc("k8s_watch_starts_total", resource=self.resource.key)
-        async with contextlib.aclosing(self._events(params)) as events:
+        async with contextlib.aclosing(self._events("", params)) as events:
             async for etype, raw in events:
                 if listing.done:
                     await self._apply(etype, raw)
@@ -463,7 +503,7 @@ class ResourceWatcher:
         """DELETED for every tracked object a complete list did not mention; returns how many
         (deletes the watch missed, when a drift check is pending)."""
         if seen is None or len(seen) == len(self.state):
-            return 0
+            return 0  # every tracked uid was listed: no scan of the whole state
         vanished = [uid for uid in self.state if uid not in seen]
         for uid in vanished:
             await self._emit_vanished(uid)
@@ -510,6 +550,8 @@ class ResourceWatcher:
         return self._event(ADDED, raw, ident)
 
     def _event(self, etype: EventType, raw: Any, ident: Identity) -> Event:
+        # the raw JSON and the identity travel undecoded: a sink that never reads
+        # ``event.object`` never pays for building its dict
         return Event(
             etype,
             None,
@@ -543,6 +585,7 @@ class ResourceWatcher:
     def identify(self, raw: Any) -> Identity | None:
         """``(uid, name, namespace, rv)`` of a listed object's JSON if it is well-formed and in
         the namespace filter, else None (a malformed one is warned about)."""
+        # msgspec decodes metadata only, skipping the rest: a full decode is for odd objects
         meta = raw_json.object_meta(raw)
         if meta is not None and meta.uid and meta.name:
             ident: Identity | None = (meta.uid, meta.name, meta.namespace, meta.resourceVersion)
@@ -558,6 +601,7 @@ class ResourceWatcher:
 
     def _identity(self, obj: Any) -> Identity | None:
         """``(uid, name, namespace, rv)`` of a well-formed object, else None (and a warning)."""
+        # ``__class__ is`` rather than isinstance: the cheapest exact check, once per object
         if obj.__class__ is not dict:
             self._malformed(f"expected an object, got {type(obj).__name__}")
             return None
@@ -569,7 +613,6 @@ class ResourceWatcher:
         rv = meta.get("resourceVersion")
         name = meta.get("name")
         namespace = meta.get("namespace") or ""
-        # ``__class__ is`` rather than isinstance: the cheapest exact check, once per object
         if (
             uid.__class__ is not str
             or rv.__class__ is not str
@@ -600,22 +643,29 @@ class ResourceWatcher:
     # -- watch -----------------------------------------------------------------------------
 
     async def _watch(self) -> None:
-        params = {
-            **self.params,
-            "resourceVersion": self.resource_version,
-            "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(int(self.tuning.watch_timeout * (1 + random.random())) or 1),
-        }
-        async with contextlib.aclosing(self._events(params)) as events:
+        async with contextlib.aclosing(self._events(self.resource_version)) as events:
             async for etype, raw in events:
                 await self._apply(etype, raw)
                 if self._stopping or self._relist_wanted:
                     return
 
-    async def _events(self, params: dict[str, str]) -> AsyncGenerator[tuple[str, Any], None]:
-        """One watch request's events, as ``(type, raw object)``; ``_busy`` while the caller
-        handles one, so that an interrupt (a resync, a stop) never cuts an update in half."""
+    async def _events(
+        self, resource_version: str, extra: dict[str, str] | None = None
+    ) -> AsyncGenerator[tuple[str, Any], None]:
+        """One watch request's events from ``resource_version``, as ``(type, raw object)``;
+        ``_busy`` while the caller handles one, so that an interrupt (a resync, a stop) never
+        cuts an update in half. The server ends it after a random timeout in [t, 2t), as
+        client-go's, so that many watches do not all come back at once."""
+        timeout = int(self.tuning.watch_timeout * (1 + random.random())) or 1
+        params = {
+            **self.params,
+            **(extra or {}),
+            "resourceVersion": resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(timeout),
+        }
         self.watches += 1
+        self.metrics.inc("k8s_watch_starts_total", resource=self.resource.key)
         stream = self.client.watch(
             self.path, params, inactivity_timeout=self.tuning.inactivity_timeout
         )
