@@ -14,6 +14,8 @@ from collections import Counter
 from typing import TextIO
 
 MODES = ("auto", "tty", "log", "off")
+#: ``--file-progress`` when not given: a live line on a terminal, log lines otherwise.
+DEFAULT_MODE = MODES[0]
 
 
 class Progress:

@@ -22,8 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
+import click
+
 from meshsync_core import (
     ConfigError,
+    Duration,
     Event,
     EventType,
     MeshSyncError,
@@ -35,7 +38,7 @@ from meshsync_core import (
 )
 from meshsync_file import manifest as manifests
 from meshsync_file.naming import extended_path, first_free_default, stale_temps, temp_path
-from meshsync_file.progress import MODES, Progress
+from meshsync_file.progress import DEFAULT_MODE, MODES, Progress
 from meshsync_file.snapshot import SnapshotStore, write_atomic
 from meshsync_file.yaml_writer import dump_document, render_scalar
 from meshsync_file.yaml_writer import transcode as yaml_transcode
@@ -69,6 +72,51 @@ def _describe_os_error(exc: OSError, what: str, path: Path | None) -> str:
     return f"file: cannot write {what} {str(path)!r}: {exc.strerror or exc}"
 
 
+#: Whether NAME-extended.yaml is written too (``--extended-log``).
+EXTENDED_LOG = True
+
+
+def file_options() -> list[click.Option]:
+    """The file sink's options, read in ``FileSink.__init__``."""
+    return [
+        click.Option(
+            ["--output-file", "--outputFile", "output_file"],
+            help="[file] Snapshot path (default: meshery-cluster-snapshot-YYYYMMDD-NN.yaml in "
+            "the working directory, NN the first free 00..1023). The event log goes next to it "
+            "as NAME-extended.yaml.",
+        ),
+        click.Option(
+            ["--for-apply"],
+            is_flag=True,
+            default=False,
+            help="[file] Leave out what the API server fills in (uid, resourceVersion, status, "
+            "ownerReferences, finalizers, allocated IPs...), objects recreated by their controller "
+            "and those every control plane makes itself (kube-system, kube-root-ca.crt, bootstrap "
+            "RBAC...), so the snapshot can be applied to another cluster.",
+        ),
+        click.Option(
+            ["--snapshot-interval", "snapshot_interval"],
+            type=Duration(),
+            help="[file] While watching, rewrite the snapshot at most this often (e.g. 5m) "
+            "when objects changed (default: after the initial sync and at the end only).",
+        ),
+        click.Option(
+            ["--extended-log/--no-extended-log", "extended_log"],
+            default=EXTENDED_LOG,
+            show_default=True,
+            help="[file] Also write NAME-extended.yaml, one YAML document per event.",
+        ),
+        click.Option(
+            ["--file-progress", "file_progress"],
+            type=click.Choice(MODES),
+            default=DEFAULT_MODE,
+            show_default=True,
+            help="[file] Initial-sync progress: a live line on a terminal (tty), log lines "
+            "(log), none (off); auto picks tty when stderr is a terminal.",
+        ),
+    ]
+
+
 class FileSink(Sink):
     """Keeps the latest manifest per uid and writes the snapshot + the extended event log."""
 
@@ -84,7 +132,7 @@ class FileSink(Sink):
         requested = options.get("output_file")
         self.requested: Path | None = Path(str(requested)).expanduser() if requested else None
         self.for_apply = bool(options.get("for_apply"))
-        self.extended_enabled = options.get("extended_log", True) is not False
+        self.extended_enabled = options.get("extended_log", EXTENDED_LOG) is not False
         self.once = bool(options.get("once"))
         interval = options.get("snapshot_interval")
         if interval is not None and (not isinstance(interval, (int, float)) or interval < 0):
@@ -92,7 +140,7 @@ class FileSink(Sink):
         #: Rewrite the snapshot at most this often while changes arrive (None: only at the end).
         self.snapshot_interval: float | None = interval
         self._last_write = 0.0
-        progress_mode = options.get("file_progress") or "auto"
+        progress_mode = options.get("file_progress") or DEFAULT_MODE
         if progress_mode not in MODES:
             raise ConfigError(
                 f"file: --file-progress must be one of {', '.join(MODES)}, not {progress_mode!r}"

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import click
 import nats.errors
 
-from meshsync_core import ConfigError
+from meshsync_core import ConfigError, Duration
 
 DEFAULT_PORT = 4222
 _SCHEMES = {"nats", "tls", "ws", "wss"}
@@ -119,6 +120,77 @@ def tls_context(ca: str | None, cert: str | None, key: str | None) -> ssl.SSLCon
     return context
 
 
+#: Wait between connection attempts (``--nats-reconnect-wait``); attempts never stop.
+RECONNECT_WAIT = 2.0
+#: How long one connection attempt may take (``nats_connect_timeout``, no flag).
+CONNECT_TIMEOUT = 5.0
+
+
+def connection_options() -> list[click.Option]:
+    """Where and how to connect: ``ConnectionSettings.from_options`` reads these."""
+    return [
+        click.Option(
+            ["--broker-url", "broker_url"],
+            envvar="BROKER_URL",
+            help="[nats] NATS server URL(s): nats://host:4222, host:4222, tls://host:4222; "
+            "several comma-separated for a cluster. Env: BROKER_URL.",
+        ),
+        click.Option(
+            ["--nats-user"],
+            envvar="NATS_USER",
+            help="[nats] User name for user/password authentication. Env: NATS_USER.",
+        ),
+        click.Option(
+            ["--nats-password"],
+            envvar="NATS_PASSWORD",
+            help="[nats] Password for --nats-user. Env: NATS_PASSWORD.",
+        ),
+        click.Option(
+            ["--nats-token"],
+            envvar="NATS_TOKEN",
+            help="[nats] Token authentication. Env: NATS_TOKEN.",
+        ),
+        click.Option(
+            ["--nats-creds"],
+            envvar="NATS_CREDS",
+            type=click.Path(dir_okay=False),
+            help="[nats] Credentials file (JWT + NKEY seed). Env: NATS_CREDS.",
+        ),
+        click.Option(
+            ["--nats-nkey-seed"],
+            envvar="NATS_NKEY_SEED",
+            type=click.Path(dir_okay=False),
+            help="[nats] File holding an NKEY user seed. Env: NATS_NKEY_SEED.",
+        ),
+        click.Option(
+            ["--nats-tls-ca"],
+            envvar="NATS_TLS_CA",
+            type=click.Path(dir_okay=False),
+            help="[nats] CA certificate (PEM) to verify the server; enables TLS. Env: NATS_TLS_CA.",
+        ),
+        click.Option(
+            ["--nats-tls-cert"],
+            envvar="NATS_TLS_CERT",
+            type=click.Path(dir_okay=False),
+            help="[nats] Client certificate (PEM) for mutual TLS. Env: NATS_TLS_CERT.",
+        ),
+        click.Option(
+            ["--nats-tls-key"],
+            envvar="NATS_TLS_KEY",
+            type=click.Path(dir_okay=False),
+            help="[nats] Private key of --nats-tls-cert. Env: NATS_TLS_KEY.",
+        ),
+        click.Option(
+            ["--nats-reconnect-wait"],
+            envvar="NATS_RECONNECT_WAIT",
+            type=Duration(),
+            default=f"{RECONNECT_WAIT:g}s",
+            show_default=True,
+            help="[nats] Wait between connection attempts; attempts never stop.",
+        ),
+    ]
+
+
 @dataclass
 class ConnectionSettings:
     """Everything needed to connect, validated; ``kwargs()`` gives nats-py's arguments."""
@@ -130,8 +202,8 @@ class ConnectionSettings:
     creds: str | None = None
     nkey_seed: str | None = None
     tls: ssl.SSLContext | None = None
-    reconnect_wait: float = 2.0
-    connect_timeout: float = 5.0
+    reconnect_wait: float = RECONNECT_WAIT
+    connect_timeout: float = CONNECT_TIMEOUT
     name: str = "meshsync"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -180,8 +252,8 @@ class ConnectionSettings:
             if seed
             else None,
             tls=tls_context(ca, cert, key) if wants_tls else None,
-            reconnect_wait=float(options.get("nats_reconnect_wait") or 2.0),
-            connect_timeout=float(options.get("nats_connect_timeout") or 5.0),
+            reconnect_wait=float(options.get("nats_reconnect_wait") or RECONNECT_WAIT),
+            connect_timeout=float(options.get("nats_connect_timeout") or CONNECT_TIMEOUT),
         )
 
     @property

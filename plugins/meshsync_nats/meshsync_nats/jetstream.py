@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import click
 import nats.js.errors
 from nats.js import api as js_api
 
-from meshsync_core import ConfigError, Event, RateLimitedLog
+from meshsync_core import ConfigError, Duration, Event, RateLimitedLog
 from meshsync_nats import wire
 from meshsync_nats.connection import SEND_ERRORS
 from meshsync_nats.pending import object_key, to_resend
@@ -29,6 +30,57 @@ _RETENTIONS = {p.value: p for p in js_api.RetentionPolicy}
 def msg_id(event: Event) -> str:
     """JetStream de-duplication id: ``<uid>|<resourceVersion>|<event>``."""
     return f"{event.uid}|{event.resource_version}|{event.type.value}"
+
+
+def stream_options() -> list[click.Option]:
+    """``--nats-jetstream`` and the stream's settings: ``StreamSettings`` reads these, with
+    its field defaults."""
+    return [
+        click.Option(
+            ["--nats-jetstream/--no-nats-jetstream"],
+            envvar="NATS_JETSTREAM",
+            default=False,
+            help="[nats] Durable mode: publish into a JetStream stream and wait for acks.",
+        ),
+        click.Option(
+            ["--nats-stream"],
+            envvar="NATS_STREAM",
+            default=StreamSettings.name,
+            show_default=True,
+            help="[nats] JetStream stream name (created if missing).",
+        ),
+        click.Option(
+            ["--nats-stream-retention"],
+            envvar="NATS_STREAM_RETENTION",
+            type=click.Choice(["limits", "interest", "workqueue"], case_sensitive=False),
+            default=StreamSettings.retention,
+            show_default=True,
+            help="[nats] Retention policy of a stream the sink creates.",
+        ),
+        click.Option(
+            ["--nats-stream-max-age"],
+            envvar="NATS_STREAM_MAX_AGE",
+            type=Duration(),
+            help="[nats] Maximum age of messages in a stream the sink creates (default: none).",
+        ),
+        click.Option(
+            ["--nats-stream-replicas"],
+            envvar="NATS_STREAM_REPLICAS",
+            type=click.IntRange(min=1, max=5),
+            default=StreamSettings.replicas,
+            show_default=True,
+            help="[nats] Replicas of a stream the sink creates (3 on a 3-node JetStream "
+            "cluster survives the loss of a node).",
+        ),
+        click.Option(
+            ["--nats-ack-timeout"],
+            envvar="NATS_ACK_TIMEOUT",
+            type=Duration(),
+            default=f"{StreamSettings.ack_timeout:g}s",
+            show_default=True,
+            help="[nats] How long to wait for JetStream acks (and flushes) before re-sending.",
+        ),
+    ]
 
 
 @dataclass(frozen=True)
@@ -44,11 +96,11 @@ class StreamSettings:
     @classmethod
     def from_options(cls, options: Mapping[str, Any], *, jetstream: bool) -> StreamSettings:
         settings = cls(
-            name=str(options.get("nats_stream") or "MESHSYNC"),
-            retention=str(options.get("nats_stream_retention") or "limits").lower(),
-            max_age=float(options.get("nats_stream_max_age") or 0.0),
-            replicas=int(options.get("nats_stream_replicas") or 1),
-            ack_timeout=float(options.get("nats_ack_timeout") or 5.0),
+            name=str(options.get("nats_stream") or cls.name),
+            retention=str(options.get("nats_stream_retention") or cls.retention).lower(),
+            max_age=float(options.get("nats_stream_max_age") or cls.max_age),
+            replicas=int(options.get("nats_stream_replicas") or cls.replicas),
+            ack_timeout=float(options.get("nats_ack_timeout") or cls.ack_timeout),
         )
         if jetstream and settings.retention not in _RETENTIONS:
             raise ConfigError(

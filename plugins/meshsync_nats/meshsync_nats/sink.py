@@ -27,11 +27,20 @@ from collections import Counter
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
+import click
 import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 
-from meshsync_core import Event, MeshSyncError, Options, RateLimitedLog, Sink, SinkContext
+from meshsync_core import (
+    Duration,
+    Event,
+    MeshSyncError,
+    Options,
+    RateLimitedLog,
+    Sink,
+    SinkContext,
+)
 from meshsync_core import __version__ as core_version
 from meshsync_nats.confirmation import Confirmation
 from meshsync_nats.connection import SEND_ERRORS, ConnectionSettings
@@ -48,6 +57,60 @@ from meshsync_nats.sessions import SessionManager, SessionPolicy, nats_authentic
 
 class NatsDeliveryError(MeshSyncError):
     """Changes were still waiting for NATS when the run ended: they never reached Meshery."""
+
+
+#: Wait after a reconnect before re-sending buffered changes (``--nats-resend-delay``).
+RESEND_DELAY = 2.0
+#: Objects whose latest change is kept while NATS is unreachable (``--nats-buffer-size``).
+BUFFER_SIZE = 10_000
+#: The key-value bucket of the published index (``--nats-index-bucket``).
+INDEX_BUCKET = "meshsync-index"
+
+
+def sink_options() -> list[click.Option]:
+    """The sink's own options (buffering, the published index, ids): read in ``NatsSink``."""
+    return [
+        click.Option(
+            ["--nats-resend-delay"],
+            envvar="NATS_RESEND_DELAY",
+            type=Duration(),
+            default=f"{RESEND_DELAY:g}s",
+            show_default=True,
+            help="[nats] After a reconnect, wait this long (for subscribers to reconnect too) "
+            "before re-sending buffered changes. Core NATS only.",
+        ),
+        click.Option(
+            ["--nats-buffer-size"],
+            envvar="NATS_BUFFER_SIZE",
+            type=click.IntRange(min=1),
+            default=BUFFER_SIZE,
+            show_default=True,
+            help="[nats] Objects whose latest change is kept while NATS is unreachable; beyond "
+            "it the oldest states are dropped (counted, logged, then a resync).",
+        ),
+        click.Option(
+            ["--nats-index-bucket"],
+            envvar="NATS_INDEX_BUCKET",
+            default=INDEX_BUCKET,
+            show_default=True,
+            help="[nats] JetStream key-value bucket of the published index (created if "
+            "missing; needs JetStream on the server). Empty: keep no index in NATS.",
+        ),
+        click.Option(
+            ["--nats-index-replicas"],
+            envvar="NATS_INDEX_REPLICAS",
+            type=click.IntRange(min=1, max=5),
+            default=None,
+            help="[nats] Replicas of the index bucket the sink creates [default: "
+            "--nats-stream-replicas].",
+        ),
+        click.Option(
+            ["--meshery-ids/--no-meshery-ids"],
+            envvar="MESHSYNC_MESHERY_IDS",
+            default=False,
+            help="[nats] Fill id fields the way Meshery computes them (Go sends empty ids).",
+        ),
+    ]
 
 
 class NatsSink(Sink):
@@ -70,8 +133,8 @@ class NatsSink(Sink):
         self.meshery_ids = bool(options.get("meshery_ids", False))
         self.jetstream = bool(options.get("nats_jetstream", False))
         delay = options.get("nats_resend_delay")
-        self.resend_delay = 2.0 if delay is None else float(delay)
-        capacity = int(options.get("nats_buffer_size") or 10_000)
+        self.resend_delay = RESEND_DELAY if delay is None else float(delay)
+        capacity = int(options.get("nats_buffer_size") or BUFFER_SIZE)
         self.pending = PendingBuffer(max(capacity, 1), keep_all=self.jetstream)
         # Checked here, with every other component's options, before anything starts.
         self.settings = ConnectionSettings.from_options(options)
@@ -79,7 +142,7 @@ class NatsSink(Sink):
         self.stream_settings = StreamSettings.from_options(options, jetstream=self.jetstream)
         self._tls_cert = options.get("nats_tls_cert") or None
         self.sessions: SessionManager | None = None
-        self.index_bucket = str(options.get("nats_index_bucket", "meshsync-index") or "")
+        self.index_bucket = str(options.get("nats_index_bucket", INDEX_BUCKET) or "")
         replicas = self.stream_settings.replicas
         self.index_replicas = int(options.get("nats_index_replicas") or replicas)
         self.nc = NATS()
