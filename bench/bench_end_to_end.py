@@ -27,8 +27,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import nats
@@ -133,6 +135,38 @@ class Subscriber:
         self._process.join(timeout=10)
 
 
+def split_page(body: bytes) -> tuple[list[Any], str]:
+    """A page's items as raw JSON slices (msgspec; no decode) and its continue token."""
+    page = decode_page(body)
+    return list(page.items or ()), page.continue_token
+
+
+def decoded_page(body: bytes) -> tuple[list[Any], str]:
+    """A page's items decoded into dicts (orjson) and its continue token."""
+    data = orjson.loads(body)
+    return data["items"], data["metadata"].get("continue", "")
+
+
+async def list_pages(
+    cluster: FakeClusterProcess, read: Callable[[bytes], tuple[list[Any], str]]
+) -> AsyncIterator[list[Any]]:
+    """The items of every page of the paginated lists (limit 500) the floors make, as
+    ``read`` gives them."""
+    async with aiohttp.ClientSession() as session:
+        for plural in RESOURCES:
+            token = ""
+            while True:
+                url = f"{cluster.url}/api/v1/{plural}?limit=500"
+                if token:
+                    url += f"&continue={token}"
+                async with session.get(url) as response:
+                    body = await response.read()
+                items, token = read(body)
+                yield items
+                if not token:
+                    break
+
+
 async def raw_floor(
     cluster: FakeClusterProcess, nats_url: str, sub: Subscriber, *, split: bool = False
 ) -> tuple[int, float]:
@@ -143,29 +177,14 @@ async def raw_floor(
     nc = await nats.connect(nats_url, pending_size=512 * 1024 * 1024)
     start = time.time()
     total = 0
-    async with aiohttp.ClientSession() as session:
-        for plural in RESOURCES:
-            token = ""
-            while True:
-                url = f"{cluster.url}/api/v1/{plural}?limit=500"
-                if token:
-                    url += f"&continue={token}"
-                async with session.get(url) as response:
-                    body = await response.read()
-                if split:
-                    page = decode_page(body)
-                    for raw in page.items or ():
-                        await nc.publish(SUBJECT, bytes(raw))
-                    total += len(page.items or ())
-                    token = page.continue_token
-                else:
-                    items = orjson.loads(body)
-                    for item in items["items"]:
-                        await nc.publish(SUBJECT, orjson.dumps(item))
-                    total += len(items["items"])
-                    token = items["metadata"].get("continue", "")
-                if not token:
-                    break
+    async for items in list_pages(cluster, split_page if split else decoded_page):
+        if split:
+            for raw in items:
+                await nc.publish(SUBJECT, bytes(raw))
+        else:
+            for item in items:
+                await nc.publish(SUBJECT, orjson.dumps(item))
+        total += len(items)
     await nc.flush()
     elapsed = await sub.wait_for(total) - start
     await nc.close()
@@ -262,24 +281,12 @@ async def file_floor(cluster: FakeClusterProcess, path: Path) -> tuple[int, floa
     start = time.perf_counter()
     total = 0
     with path.open("wb") as out:
-        async with aiohttp.ClientSession() as session:
-            for plural in RESOURCES:
-                token = ""
-                while True:
-                    url = f"{cluster.url}/api/v1/{plural}?limit=500"
-                    if token:
-                        url += f"&continue={token}"
-                    async with session.get(url) as response:
-                        body = await response.read()
-                    page = decode_page(body)
-                    for raw in page.items or ():
-                        out.write(b"---\n")
-                        out.write(raw)
-                        out.write(b"\n")
-                    total += len(page.items or ())
-                    token = page.continue_token
-                    if not token:
-                        break
+        async for items in list_pages(cluster, split_page):
+            for raw in items:
+                out.write(b"---\n")
+                out.write(raw)
+                out.write(b"\n")
+            total += len(items)
         out.flush()
         os.fsync(out.fileno())
     return total, time.perf_counter() - start

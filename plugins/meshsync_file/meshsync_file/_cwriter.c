@@ -927,6 +927,20 @@ static int keys_add(Keys *k, const char *s, Py_ssize_t n) {
     return rc;
 }
 
+/* After a member or an item: 1 if a ',' follows, 0 at the closing bracket (consumed). */
+static int after_element(Json *j, char close) {
+    skip_ws(j);
+    if (j->p < j->end && *j->p == ',') {
+        j->p++;
+        return 1;
+    }
+    if (j->p < j->end && *j->p == close) {
+        j->p++;
+        return 0;
+    }
+    return DECLINE;
+}
+
 /* A decoded key out of the scratch buffer into a bytes object kept in *owned (a list). */
 static int keep_key(PyObject **owned, const char **k, Py_ssize_t klen) {
     if (*owned == NULL && (*owned = PyList_New(0)) == NULL)
@@ -987,17 +1001,8 @@ static int json_map(Buf *b, Json *j, Py_ssize_t indent, Py_ssize_t first, const 
             prefix = indent;
             (*written)++;
         }
-        skip_ws(j);
-        if (j->p < j->end && *j->p == ',') {
-            j->p++;
-            continue;
-        }
-        if (j->p < j->end && *j->p == '}') {
-            j->p++;
-            break;
-        }
-        rc = DECLINE;
-        break;
+        if ((rc = after_element(j, '}')) <= 0)
+            break; /* the end (0), or not JSON */
     }
     Py_XDECREF(keys.more);
     Py_XDECREF(owned);
@@ -1091,17 +1096,8 @@ static int json_seq(Buf *b, Json *j, Py_ssize_t indent, Py_ssize_t first) {
         if (rc < 0)
             break;
         lead = indent;
-        skip_ws(j);
-        if (j->p < j->end && *j->p == ',') {
-            j->p++;
-            continue;
-        }
-        if (j->p < j->end && *j->p == ']') {
-            j->p++;
-            break;
-        }
-        rc = DECLINE;
-        break;
+        if ((rc = after_element(j, ']')) <= 0)
+            break; /* the end (0), or not JSON */
     }
     j->depth--;
     return rc;
@@ -1290,16 +1286,10 @@ static int transcode_object(Buf *b, Json *j, PyObject *api_version, PyObject *ki
             if ((rc = skip_value(j)) < 0)
                 return rc;
             count++;
-            skip_ws(j);
-            if (j->p < j->end && *j->p == ',') {
-                j->p++;
-                continue;
-            }
-            if (j->p < j->end && *j->p == '}') {
-                j->p++;
+            if ((rc = after_element(j, '}')) < 0)
+                return rc;
+            if (rc == 0)
                 break;
-            }
-            return DECLINE;
         }
     }
     skip_ws(j);
