@@ -1,0 +1,1 @@
+../../build_support/c_extension.py
