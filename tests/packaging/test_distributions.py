@@ -235,6 +235,20 @@ def test_the_pyprojects_take_the_version_from_one_place() -> None:
         assert source.resolve() == core_init, project
 
 
+def test_the_plugins_with_c_extensions_share_one_build_hook() -> None:
+    """Each sdist must build on its own, so each plugin with a C extension carries the build
+    hook as its own hatch_build.py: the same file, byte for byte, named in its pyproject."""
+    hooks = {}
+    for project in sorted((ROOT / "plugins").glob("*/pyproject.toml")):
+        config = tomllib.loads(project.read_text())
+        hook = config["tool"]["hatch"]["build"]["targets"]["wheel"].get("hooks", {}).get("custom")
+        if hook is not None:
+            assert hook["extension"].startswith(project.parent.name + ".")
+            hooks[project.parent.name] = (project.parent / hook["path"]).read_bytes()
+    assert set(hooks) == {"meshsync_file", "meshsync_nats"}
+    assert len(set(hooks.values())) == 1, "the copies of hatch_build.py differ"
+
+
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("extra", list(EXTRAS))
 async def test_pip_install_the_extra_from_the_wheelhouse_then_sync(
