@@ -37,6 +37,7 @@ import nats
 import orjson
 from meshsync_file import yaml_writer
 from meshsync_k8s.raw_json import decode_page
+from meshsync_nats import wire
 from meshsync_testkit.nats_server import NatsServer
 from nats.aio.msg import Msg
 
@@ -199,9 +200,14 @@ async def bench_nats(objects: int) -> None:
     ):
         sub = Subscriber(server.url)
         try:
+            me = os.getpid()
+            cpu_start = cpu_seconds(me)
             floor_n, floor_s = await raw_floor(cluster, server.url, sub)
+            floor_cpu = cpu_seconds(me) - cpu_start
             sub.reset()
+            cpu_start = cpu_seconds(me)
             split_n, split_s = await raw_floor(cluster, server.url, sub, split=True)
+            split_cpu = cpu_seconds(me) - cpu_start
             sub.reset()
 
             options = {
@@ -239,13 +245,14 @@ async def bench_nats(objects: int) -> None:
             sub.stop()
 
     print(f"\nNATS end to end, {objects:,} objects — {machine_description()}")
-    print(f"{'path':<44} {'objects':>9} {'seconds':>8} {'objects/s':>10}")
-    for label, n, seconds in (
-        ("raw floor (GET+decode+publish)", floor_n, floor_s),
-        ("raw floor, no decode (GET+split+publish)", split_n, split_s),
-        ("meshsync k8s -> nats (to subscriber)", delivered, ms_s),
+    print(f"NATS message writer: {wire.IMPLEMENTATION}")
+    print(f"{'path':<44} {'objects':>9} {'seconds':>8} {'objects/s':>10} {'client CPU us/obj':>18}")
+    for label, n, seconds, cpu in (
+        ("raw floor (GET+decode+publish)", floor_n, floor_s, floor_cpu),
+        ("raw floor, no decode (GET+split+publish)", split_n, split_s, split_cpu),
+        ("meshsync k8s -> nats (to subscriber)", delivered, ms_s, cpu_used["meshsync"]),
     ):
-        print(f"{label:<44} {n:>9,} {seconds:>8.2f} {n / seconds:>10,.0f}")
+        print(f"{label:<44} {n:>9,} {seconds:>8.2f} {n / seconds:>10,.0f} {cpu / n * 1e6:>18.1f}")
     rate = delivered / ms_s
     print(
         f"ratio to floor: {rate / (floor_n / floor_s):.2f}; "
