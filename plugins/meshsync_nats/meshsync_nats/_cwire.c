@@ -256,6 +256,17 @@ static int opens_empty(Json *j, char close) {
     return 0;
 }
 
+/* A member's name and the ':' after it; an escaped name only where `escaped_ok`. */
+static int read_member_name(Json *j, Str *key, int escaped_ok) {
+    skip_ws(j);
+    if (j->p >= j->end || *j->p != '"' || read_string(j, key) < 0 || (key->escaped && !escaped_ok))
+        return DECLINE;
+    skip_ws(j);
+    if (j->p >= j->end || *j->p++ != ':')
+        return DECLINE;
+    return 0;
+}
+
 /* Skip one value, checking it is JSON (msgspec checks what it skips too). */
 static int skip_value(Json *j, int depth) {
     Str str;
@@ -271,11 +282,7 @@ static int skip_value(Json *j, int depth) {
         if (opens_empty(j, '}'))
             return 0;
         do {
-            skip_ws(j);
-            if (j->p >= j->end || *j->p != '"' || read_string(j, &str) < 0)
-                return DECLINE;
-            skip_ws(j);
-            if (j->p >= j->end || *j->p++ != ':')
+            if (read_member_name(j, &str, 1) < 0)
                 return DECLINE;
             if ((rc = skip_value(j, depth + 1)) < 0)
                 return rc;
@@ -619,11 +626,7 @@ static int read_metadata(Json *j, Fields *f) {
     int rc;
     do {
         Str key;
-        skip_ws(j);
-        if (j->p >= j->end || *j->p != '"' || (rc = read_string(j, &key)) < 0 || key.escaped)
-            return DECLINE;
-        skip_ws(j);
-        if (j->p >= j->end || *j->p++ != ':')
+        if (read_member_name(j, &key, 0) < 0)
             return DECLINE;
         if (name_is(&key, "name"))
             rc = read_str_field(j, &f->name);
@@ -667,11 +670,7 @@ static int read_object(Json *j, Fields *f) {
     if (!opens_empty(j, '}')) {
         do {
             Str key;
-            skip_ws(j);
-            if (j->p >= j->end || *j->p != '"' || (rc = read_string(j, &key)) < 0 || key.escaped)
-                return DECLINE;
-            skip_ws(j);
-            if (j->p >= j->end || *j->p++ != ':')
+            if (read_member_name(j, &key, 0) < 0)
                 return DECLINE;
             if (name_is(&key, "kind"))
                 rc = read_str_field(j, &f->kind);
