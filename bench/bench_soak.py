@@ -399,6 +399,13 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(all, steal) CPU ticks of the whole machine so far: steal is time the hypervisor gave
+    to someone else while this VM wanted to run (/proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[:8]), fields[7]
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -448,11 +455,19 @@ def commit() -> str:
     done = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     )
-    dirty = subprocess.run(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+    # Changed tracked files, or this script not committed yet.
+    dirty = (
+        subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        or subprocess.run(
+            ["git", "-C", str(REPO), "status", "--porcelain", "--", __file__],
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     return done.stdout.strip() + ("+dirty" if dirty else "")
 
 
@@ -576,12 +591,13 @@ def soak(
         f"({args.objects:,} bulk objects + a pool of {POOL:,} churn ConfigMaps tracked)"
     )
     header = f"{'t (s)':>7} {'changes':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>8} "
-    print(header + f"{'RSS MiB':>8} {'CPU %':>6}", flush=True)
+    print(header + f"{'RSS MiB':>8} {'CPU %':>6} {'steal %':>7}", flush=True)
     intervals: list[dict[str, Any]] = []
     start = time.time()
     cpu_start = {name: cpu_seconds(p) for name, p in pids.items()}
     split_start = cpu_split(pid)
     last_cpu, last_t = cpu_start["meshsync"], start
+    last_ticks = machine_ticks()
     sent: int | None = None
     everything: list[float] = []
     k = 0
@@ -598,6 +614,7 @@ def soak(
         everything.extend(latencies)
         now = time.time()
         cpu = cpu_seconds(pid)
+        ticks = machine_ticks()
         p50, p99, worst = percentiles(latencies)
         row = {
             "t": now - start,
@@ -607,12 +624,13 @@ def soak(
             "max_ms": worst,
             "rss_mib": rss_mib(pid),
             "cpu_percent": (cpu - last_cpu) / (now - last_t) * 100,
+            "steal_percent": (ticks[1] - last_ticks[1]) / max(1, ticks[0] - last_ticks[0]) * 100,
         }
-        last_cpu, last_t = cpu, now
+        last_cpu, last_t, last_ticks = cpu, now, ticks
         intervals.append(row)
         print(
             f"{row['t']:>7.0f} {row['changes']:>8,} {p50:>7.1f} {p99:>7.1f} {worst:>8.1f} "
-            f"{row['rss_mib']:>8.1f} {row['cpu_percent']:>6.1f}",
+            f"{row['rss_mib']:>8.1f} {row['cpu_percent']:>6.1f} {row['steal_percent']:>7.1f}",
             flush=True,
         )
     cpu_used = {name: cpu_seconds(p) - cpu_start[name] for name, p in pids.items()}
@@ -737,6 +755,14 @@ def summarise(result: dict[str, Any]) -> None:
             f"{s['sent']:,} / {s['received']:,} / {s['lost']:,} / {s['duplicates']:,}",
         ),
     ]
+    steal = [r["steal_percent"] for r in intervals if "steal_percent" in r]
+    if steal:
+        rows.append(
+            (
+                "CPU steal (hypervisor) per interval: mean / max",
+                f"{statistics.mean(steal):.0f} / {max(steal):.0f} % of the machine",
+            )
+        )
     for label, value in rows:
         print(f"  {label:<58} {value}")
     if churn["missing"]:
@@ -768,6 +794,20 @@ def plot(result: dict[str, Any], path: Path) -> None:
     ax1.plot(minutes, [r["p99_ms"] for r in rows], marker=".", label="p99")
     ax1.plot(minutes, [r["max_ms"] for r in rows], marker=".", linestyle=":", label="max")
     ax1.axhline(20, color="grey", linewidth=0.8, linestyle="--", label="p99 target 20 ms")
+    if rows and "steal_percent" in rows[0]:
+        steal = ax1.twinx()
+        steal.bar(
+            minutes,
+            [r["steal_percent"] for r in rows],
+            width=result["interval"] / 60 * 0.8,
+            color="lightgrey",
+            alpha=0.5,
+            zorder=0,
+        )
+        steal.set_ylim(0, 100)
+        steal.set_ylabel("steal % of the VM's CPU (bars)", color="grey", fontsize=8)
+        ax1.set_zorder(steal.get_zorder() + 1)
+        ax1.patch.set_visible(False)
     ax1.set_yscale("log")
     ax1.set_ylabel(f"change → subscriber latency (ms)\nper {result['interval']:g} s interval")
     ax1.legend(loc="upper left", ncol=4, fontsize=8)
