@@ -46,6 +46,7 @@ import datetime as dt
 import json
 import multiprocessing as mp
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -851,6 +852,16 @@ def plot(result: dict[str, Any], path: Path) -> None:
     print(f"plot: {path}")
 
 
+#: The directories in front of a file name in a py-spy dump or an asyncio debug line.
+_DIRECTORIES = re.compile(r"(?<![\w.~-])/(?:[\w.+-]+/)+")
+
+
+def without_machine_paths(text: str) -> str:
+    """``text`` with every absolute directory dropped before a file name (``futures.py:311``):
+    the results are committed, and must not name this machine's paths."""
+    return _DIRECTORIES.sub("", text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--objects", type=int, default=100_000)
@@ -871,7 +882,7 @@ def main() -> None:
     result = run(args)
     summarise(result)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=1) + "\n")
+    args.json.write_text(without_machine_paths(json.dumps(result, indent=1)) + "\n")
     print(f"json: {args.json}")
     plot(result, args.plot)
 
