@@ -333,7 +333,11 @@ def test_crd_registration_and_removal(endpoint: Endpoint, namespace: str) -> Non
     assert document["kind"] == "APIGroup"
     assert document["preferredVersion"]["version"] == "v1"
     assert [v["version"] for v in document["versions"]] == ["v1", "v1beta1"]
-    resources = endpoint.get(f"/apis/{group}/v1")["resources"]
+    # the group's document and each version's resource list are separate handlers on a real
+    # server: the version can still answer 404 right after the group lists it
+    version = f"/apis/{group}/v1"
+    eventually(lambda: endpoint.request("GET", version).status == 200, 30, f"{version}")
+    resources = endpoint.get(version)["resources"]
     widgets = next(r for r in resources if r["name"] == "widgets")
     assert widgets["kind"] == "Widget" and widgets["namespaced"] is True
     assert widgets["shortNames"] == ["wd"]
