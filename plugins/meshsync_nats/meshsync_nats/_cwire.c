@@ -13,6 +13,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stddef.h>
 #include <string.h>
 
 #define DECLINE (-2)
@@ -610,6 +611,80 @@ static int read_labels(Json *j, Label **out, Py_ssize_t *count, int *seen, Str *
     return 0;
 }
 
+/* How each field the message needs is read, found by name in a table. */
+enum { F_STR, F_RAW, F_INT, F_NULLABLE_INT, F_LABELS, F_ANNOTATIONS, F_METADATA };
+
+typedef struct {
+    const char *name;
+    int kind;
+    size_t offset; /* of its Str or Span in Fields */
+} FieldSpec;
+
+static const FieldSpec METADATA_FIELDS[] = {
+    {"name", F_STR, offsetof(Fields, name)},
+    {"generateName", F_STR, offsetof(Fields, generate_name)},
+    {"namespace", F_STR, offsetof(Fields, namespace_)},
+    {"uid", F_STR, offsetof(Fields, uid)},
+    {"resourceVersion", F_STR, offsetof(Fields, resource_version)},
+    {"generation", F_INT, offsetof(Fields, generation)},
+    {"creationTimestamp", F_STR, offsetof(Fields, creation)},
+    {"deletionTimestamp", F_STR, offsetof(Fields, deletion)},
+    {"deletionGracePeriodSeconds", F_NULLABLE_INT, offsetof(Fields, grace)},
+    {"labels", F_LABELS, 0},
+    {"annotations", F_ANNOTATIONS, 0},
+    {"ownerReferences", F_RAW, offsetof(Fields, owner_references)},
+    {"finalizers", F_RAW, offsetof(Fields, finalizers)},
+    {NULL, 0, 0}, /* anything else (managedFields): not sent */
+};
+
+static const FieldSpec OBJECT_FIELDS[] = {
+    {"kind", F_STR, offsetof(Fields, kind)},
+    {"apiVersion", F_STR, offsetof(Fields, api_version)},
+    {"metadata", F_METADATA, 0},
+    {"spec", F_RAW, offsetof(Fields, spec)},
+    {"status", F_RAW, offsetof(Fields, status)},
+    {"immutable", F_RAW, offsetof(Fields, immutable)},
+    {"data", F_RAW, offsetof(Fields, data)},
+    {"binaryData", F_RAW, offsetof(Fields, binary_data)},
+    {"stringData", F_RAW, offsetof(Fields, string_data)},
+    {"type", F_STR, offsetof(Fields, type)},
+    {NULL, 0, 0},
+};
+
+static int read_metadata(Json *j, Fields *f);
+
+static int read_field(Json *j, Fields *f, const FieldSpec *spec) {
+    char *at = (char *)f + spec->offset;
+    switch (spec->kind) {
+    case F_STR: return read_str_field(j, (Str *)at);
+    case F_RAW: return read_raw_field(j, (Span *)at);
+    case F_INT: return read_int_field(j, (Span *)at, 0, NULL);
+    case F_NULLABLE_INT: return read_int_field(j, (Span *)at, 1, &f->grace_null);
+    case F_LABELS: return read_labels(j, &f->labels, &f->nlabels, &f->labels_seen, &f->design);
+    case F_ANNOTATIONS:
+        return read_labels(j, &f->annotations, &f->nannotations, &f->annotations_seen, NULL);
+    default: return read_metadata(j, f);
+    }
+}
+
+/* The members of an object (j->p after its '{', not empty): the fields in `specs` read into
+ * `f`, the others skipped (checked). */
+static int read_fields(Json *j, Fields *f, const FieldSpec *specs, int depth) {
+    int rc;
+    do {
+        Str key;
+        if (read_member_name(j, &key, 0) < 0)
+            return DECLINE; /* (an escaped name might spell a field's) */
+        const FieldSpec *spec = specs;
+        while (spec->name != NULL && !name_is(&key, spec->name))
+            spec++;
+        rc = spec->name != NULL ? read_field(j, f, spec) : skip_value(j, depth);
+        if (rc < 0)
+            return rc;
+    } while ((rc = after_element(j, '}')) == 1);
+    return rc;
+}
+
 static int read_metadata(Json *j, Fields *f) {
     skip_ws(j);
     if (f->has_metadata)
@@ -621,82 +696,15 @@ static int read_metadata(Json *j, Fields *f) {
     }
     if (j->p >= j->end || *j->p != '{')
         return DECLINE;
-    if (opens_empty(j, '}'))
-        return 0;
-    int rc;
-    do {
-        Str key;
-        if (read_member_name(j, &key, 0) < 0)
-            return DECLINE;
-        if (name_is(&key, "name"))
-            rc = read_str_field(j, &f->name);
-        else if (name_is(&key, "generateName"))
-            rc = read_str_field(j, &f->generate_name);
-        else if (name_is(&key, "namespace"))
-            rc = read_str_field(j, &f->namespace_);
-        else if (name_is(&key, "uid"))
-            rc = read_str_field(j, &f->uid);
-        else if (name_is(&key, "resourceVersion"))
-            rc = read_str_field(j, &f->resource_version);
-        else if (name_is(&key, "generation"))
-            rc = read_int_field(j, &f->generation, 0, NULL);
-        else if (name_is(&key, "creationTimestamp"))
-            rc = read_str_field(j, &f->creation);
-        else if (name_is(&key, "deletionTimestamp"))
-            rc = read_str_field(j, &f->deletion);
-        else if (name_is(&key, "deletionGracePeriodSeconds"))
-            rc = read_int_field(j, &f->grace, 1, &f->grace_null);
-        else if (name_is(&key, "labels"))
-            rc = read_labels(j, &f->labels, &f->nlabels, &f->labels_seen, &f->design);
-        else if (name_is(&key, "annotations"))
-            rc = read_labels(j, &f->annotations, &f->nannotations, &f->annotations_seen, NULL);
-        else if (name_is(&key, "ownerReferences"))
-            rc = read_raw_field(j, &f->owner_references);
-        else if (name_is(&key, "finalizers"))
-            rc = read_raw_field(j, &f->finalizers);
-        else
-            rc = skip_value(j, 2); /* managedFields and the rest: not sent */
-        if (rc < 0)
-            return rc;
-    } while ((rc = after_element(j, '}')) == 1);
-    return rc;
+    return opens_empty(j, '}') ? 0 : read_fields(j, f, METADATA_FIELDS, 2);
 }
 
 static int read_object(Json *j, Fields *f) {
     skip_ws(j);
     if (j->p >= j->end || *j->p != '{')
         return DECLINE;
-    int rc = 0;
     if (!opens_empty(j, '}')) {
-        do {
-            Str key;
-            if (read_member_name(j, &key, 0) < 0)
-                return DECLINE;
-            if (name_is(&key, "kind"))
-                rc = read_str_field(j, &f->kind);
-            else if (name_is(&key, "apiVersion"))
-                rc = read_str_field(j, &f->api_version);
-            else if (name_is(&key, "metadata"))
-                rc = read_metadata(j, f);
-            else if (name_is(&key, "spec"))
-                rc = read_raw_field(j, &f->spec);
-            else if (name_is(&key, "status"))
-                rc = read_raw_field(j, &f->status);
-            else if (name_is(&key, "immutable"))
-                rc = read_raw_field(j, &f->immutable);
-            else if (name_is(&key, "data"))
-                rc = read_raw_field(j, &f->data);
-            else if (name_is(&key, "binaryData"))
-                rc = read_raw_field(j, &f->binary_data);
-            else if (name_is(&key, "stringData"))
-                rc = read_raw_field(j, &f->string_data);
-            else if (name_is(&key, "type"))
-                rc = read_str_field(j, &f->type);
-            else
-                rc = skip_value(j, 1);
-            if (rc < 0)
-                return rc;
-        } while ((rc = after_element(j, '}')) == 1);
+        int rc = read_fields(j, f, OBJECT_FIELDS, 1);
         if (rc < 0)
             return rc;
     }
