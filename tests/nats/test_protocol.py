@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+
 import nats
 import pytest
 from meshsync_nats import protocol, publishing
@@ -70,3 +73,59 @@ async def test_the_sink_delivers_everything_in_order_either_way(
     names = [m["Object"]["metadata"]["name"] for m in subscriber.messages]
     assert names == [f"p{i}" for i in range(700)]
     assert sink.counts["published"] == 700
+
+
+class ReconnectingClient:
+    """Just enough of a nats-py client for CorePublisher: the connection drops and comes back
+    while a block is being written (the write then may be lost)."""
+
+    def __init__(self) -> None:
+        self.is_connected = True
+        self.max_payload = 1024 * 1024
+        self.stats = {"out_msgs": 0, "out_bytes": 0, "reconnects": 0}
+        self._flush_queue = asyncio.Queue()  # type: ignore[var-annotated]
+        self.blocks: list[bytes] = []
+
+    async def _send_command(self, block: bytes) -> None:
+        self.blocks.append(block)
+        self.stats["reconnects"] += 1  # disconnected and reconnected meanwhile
+
+    async def _flush_pending(self) -> None:
+        pass
+
+
+async def test_a_block_written_across_a_reconnect_is_sent_again() -> None:
+    """Not counted as sent (so never confirmed by a later marker): returned to be sent again."""
+    import logging
+
+    from meshsync_nats.confirmation import Confirmation
+    from meshsync_nats.oversize import Oversize
+
+    from meshsync_core import ComponentMetrics, RateLimitedLog
+
+    client = ReconnectingClient()
+    sent: list[bytes] = []
+
+    async def send(subject: str, data: bytes) -> None:
+        sent.append(data)
+
+    confirmation = Confirmation(
+        send=send, is_connected=lambda: True, published=lambda events: None, timeout=1.0
+    )
+    metrics = ComponentMetrics("nats")
+    log = logging.getLogger("test")
+    counts: Counter[str] = Counter()
+    publisher = publishing.CorePublisher(
+        connection=lambda: client,
+        confirmation=confirmation,
+        oversize=Oversize(log, metrics, meshery_ids=False),
+        meshery_ids=False,
+        count=lambda name, amount: counts.update({name: amount}),
+        counts=counts,
+        metrics=metrics,
+        limited=RateLimitedLog(log),
+    )
+    events = [make_event(f"p{i}") for i in range(3)]
+    assert await publisher.publish(events) == events
+    assert len(client.blocks) == 1 and counts["published"] == 0
+    assert confirmation.unconfirmed() == []

@@ -81,13 +81,15 @@ class CorePublisher:
             size += len(payload)
         if not taken:
             return []
+        reconnects = nc.stats.get("reconnects", 0)
         try:
             await writer(b"".join(parts), len(taken), size)
         except SEND_ERRORS:
             return taken
-        if not nc.is_connected:
-            # Dropped while the block was being written, and the disconnect handler may
-            # already have re-queued the segment: keep them all (duplicates at worst).
+        if not nc.is_connected or nc.stats.get("reconnects", 0) != reconnects:
+            # Dropped while the block was being written (and perhaps back already): the
+            # disconnect handler has re-queued the segment without these, and the block may
+            # be lost. Keep them all (duplicates at worst).
             return taken
         note_sent = self.confirmation.note_sent
         for event in taken:
