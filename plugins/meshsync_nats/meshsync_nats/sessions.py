@@ -1092,6 +1092,9 @@ class SessionManager:
                     session.end(reason)
                     worker.cancel()
                     await asyncio.gather(worker, return_exceptions=True)
+                    # Out of the list before the client hears it is closed: a session list
+                    # it asks for next must not name it (the cleanup below can take a while).
+                    self.sessions.pop(session.id, None)
                     await self._tell_limit(session, reason)
                     break
             await asyncio.gather(worker, return_exceptions=True)
