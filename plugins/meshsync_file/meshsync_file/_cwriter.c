@@ -927,6 +927,15 @@ static int keys_add(Keys *k, const char *s, Py_ssize_t n) {
     return rc;
 }
 
+/* The ':' after a member's name (white space around it allowed). */
+static int read_colon(Json *j) {
+    skip_ws(j);
+    if (j->p >= j->end || *j->p != ':')
+        return DECLINE;
+    j->p++;
+    return 0;
+}
+
 /* After a member or an item: 1 if a ',' follows, 0 at the closing bracket (consumed). */
 static int after_element(Json *j, char close) {
     skip_ws(j);
@@ -985,12 +994,8 @@ static int json_map(Buf *b, Json *j, Py_ssize_t indent, Py_ssize_t first, const 
             break; /* (the scratch buffer is the value's next) */
         if ((rc = keys_add(&keys, k, klen)) < 0)
             break;
-        skip_ws(j);
-        if (j->p >= j->end || *j->p != ':') {
-            rc = DECLINE;
+        if ((rc = read_colon(j)) < 0)
             break;
-        }
-        j->p++;
         if (skip != NULL && klen == skip_len && memcmp(k, skip, klen) == 0) {
             if ((rc = skip_value(j)) < 0)
                 break;
@@ -1178,10 +1183,8 @@ static int transcode_in_order(Buf *b, Json *j, PyObject *api_version, PyObject *
             return REORDER;
         if ((rc = parse_string(j, &k, &klen, &escaped, &ascii)) < 0)
             return rc;
-        skip_ws(j);
-        if (escaped || j->p >= j->end || *j->p != ':')
+        if (escaped || read_colon(j) < 0)
             return REORDER;
-        j->p++;
         skip_ws(j);
         Member m = {k, j->p, klen};
         if (api == NULL && member_is(&m, "apiVersion")) {
@@ -1236,12 +1239,8 @@ static int transcode_in_order(Buf *b, Json *j, PyObject *api_version, PyObject *
         }
         if ((rc = keys_add(&keys, k, klen)) < 0)
             break;
-        skip_ws(j);
-        if (j->p >= j->end || *j->p != ':') {
-            rc = DECLINE;
+        if ((rc = read_colon(j)) < 0)
             break;
-        }
-        j->p++;
         if ((rc = write_key(b, k, klen, 0, &explicit_key)) < 0 ||
             (rc = json_value_in_map(b, j, 0, explicit_key)) < 0)
             break;
@@ -1277,10 +1276,8 @@ static int transcode_object(Buf *b, Json *j, PyObject *api_version, PyObject *ki
             for (Py_ssize_t i = 0; i < count; i++)
                 if (members[i].klen == m->klen && memcmp(members[i].key, m->key, m->klen) == 0)
                     return DECLINE;
-            skip_ws(j);
-            if (j->p >= j->end || *j->p != ':')
-                return DECLINE;
-            j->p++;
+            if ((rc = read_colon(j)) < 0)
+                return rc;
             skip_ws(j);
             m->value = j->p;
             if ((rc = skip_value(j)) < 0)
