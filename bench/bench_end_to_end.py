@@ -20,7 +20,6 @@ what the floor lists too.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing as mp
 import os
 import statistics
 import subprocess
@@ -45,7 +44,13 @@ from meshsync_core.api import arun, build_engine, resolve_options
 from meshsync_core.plugin_manager import PluginRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_cluster import SENT_AT, FakeClusterProcess, machine_description, peak_rss_mib
+from fake_cluster import (
+    SENT_AT,
+    ChildProcess,
+    FakeClusterProcess,
+    machine_description,
+    peak_rss_mib,
+)
 
 SUBJECT = "meshery.meshsync.core"
 RESOURCES = ["pods", "configmaps"]
@@ -99,41 +104,23 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Subscriber:
+class Subscriber(ChildProcess):
     """A nats-py subscriber in its own process, as Meshery Server would be."""
 
     def __init__(self, url: str) -> None:
-        ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_subscribe, args=(child, url), daemon=True)
-        self._process.start()
-        assert self._conn.recv() == "ready"
-
-    @property
-    def pid(self) -> int:
-        assert self._process.pid is not None
-        return self._process.pid
-
-    def _ask(self, command: str, arg: object = None, timeout: float = 300) -> object:
-        self._conn.send((command, arg))
-        if not self._conn.poll(timeout):
-            raise TimeoutError(f"subscriber did not answer {command!r} within {timeout}s")
-        return self._conn.recv()
+        super().__init__(_subscribe, url)
+        assert self.recv() == "ready"
 
     async def wait_for(self, count: int) -> float:
         """Wall-clock time (time.time()) at which the count-th message arrived."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._ask, "wait", count)  # type: ignore[return-value]
+        return await loop.run_in_executor(None, self.ask, ("wait", count))  # type: ignore[no-any-return]
 
     def reset(self, latency: bool = False) -> None:
-        self._ask("reset", latency)
+        self.ask(("reset", latency))
 
     def latencies(self) -> list[float]:
-        return self._ask("latencies")  # type: ignore[return-value]
-
-    def stop(self) -> None:
-        self._conn.send(("stop", None))
-        self._process.join(timeout=10)
+        return self.ask(("latencies", None))  # type: ignore[no-any-return]
 
 
 def split_page(body: bytes) -> tuple[list[Any], str]:

@@ -44,7 +44,6 @@ import asyncio
 import collections
 import datetime as dt
 import json
-import multiprocessing as mp
 import os
 import re
 import statistics
@@ -57,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_cluster import CHURN_NAMESPACE, SENT_AT, machine_description
+from fake_cluster import CHURN_NAMESPACE, SENT_AT, ChildProcess, machine_description, seeded_server
 
 #: Annotation with the change's sequence number (0, 1, 2, ...), to find lost changes.
 SEQ = "bench.meshsync.io/seq"
@@ -79,18 +78,8 @@ def _configmap(name: str, annotations: dict[str, str] | None, seq: int) -> dict[
 
 
 def _serve(conn: Connection, objects: int, kubeconfig: str, bookmark_interval: float) -> None:
-    from meshsync_testkit.fake_apiserver import FakeApiServer
-    from meshsync_testkit.seed import bulk_namespaces, bulk_objects
-
     async def main() -> None:
-        server = FakeApiServer(bookmark_interval=bookmark_interval)
-        await server.start()
-        namespaces = bulk_namespaces()
-        namespaces.append(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CHURN_NAMESPACE}}
-        )
-        server.load(namespaces)
-        server.load(bulk_objects(objects))
+        server = await seeded_server(objects, bookmark_interval=bookmark_interval)
         pool: collections.deque[str] = collections.deque(f"pool-{i:07d}" for i in range(POOL))
         server.load(_configmap(name, None, -1) for name in pool)
         server.write_kubeconfig(kubeconfig)
@@ -142,41 +131,25 @@ async def _churn(server: Any, pool: collections.deque[str], rate: float, seconds
             seq += 2
 
 
-class SoakCluster:
+class SoakCluster(ChildProcess):
     """The fake API server (and churn generator) in a child process."""
 
     def __init__(self, objects: int, tmp: Path, bookmark_interval: float) -> None:
         self.kubeconfig = str(tmp / "kubeconfig")
-        ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(
-            target=_serve, args=(child, objects, self.kubeconfig, bookmark_interval), daemon=True
-        )
-        self._process.start()
-        status, self.url = self._conn.recv()
+        super().__init__(_serve, objects, self.kubeconfig, bookmark_interval)
+        status, self.url = self.recv(1800)  # seeding a million objects takes minutes
         assert status == "ready"
 
-    @property
-    def pid(self) -> int:
-        assert self._process.pid is not None
-        return self._process.pid
-
     def churn(self, rate: float, seconds: float) -> None:
-        self._conn.send(("churn", (rate, seconds)))
+        self.conn.send(("churn", (rate, seconds)))
 
     def churn_done(self) -> int | None:
         """The number of changes made, once the churn has finished; else None."""
-        if not self._conn.poll():
+        if not self.conn.poll():
             return None
-        status, sent = self._conn.recv()
+        status, sent = self.conn.recv()
         assert status == "done"
         return int(sent)
-
-    def stop(self) -> None:
-        self._conn.send(("stop", None))
-        self._process.join(timeout=30)
-        if self._process.is_alive():
-            self._process.kill()
 
 
 # --- the subscriber -------------------------------------------------------------------------
@@ -249,28 +222,13 @@ def _subscribe(conn: Connection, url: str) -> None:
     asyncio.run(main())
 
 
-class Subscriber:
+class Subscriber(ChildProcess):
     def __init__(self, url: str) -> None:
-        ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_subscribe, args=(child, url), daemon=True)
-        self._process.start()
-        assert self._conn.recv() == "ready"
+        super().__init__(_subscribe, url)
+        assert self.recv() == "ready"
 
-    @property
-    def pid(self) -> int:
-        assert self._process.pid is not None
-        return self._process.pid
-
-    def ask(self, command: str, arg: object = None, timeout: float = 900) -> Any:
-        self._conn.send((command, arg))
-        if not self._conn.poll(timeout):
-            raise TimeoutError(f"subscriber did not answer {command!r} within {timeout}s")
-        return self._conn.recv()
-
-    def stop(self) -> None:
-        self._conn.send(("stop", None))
-        self._process.join(timeout=10)
+    def ask(self, command: Any, arg: object = None, timeout: float = 900) -> Any:
+        return super().ask((command, arg), timeout)
 
 
 # --- MeshSync, in its own process -----------------------------------------------------------
@@ -349,38 +307,23 @@ def _probe(loop: asyncio.AbstractEventLoop, seconds: float) -> dict[str, int]:
     return dict(seen.most_common())
 
 
-class MeshSyncProcess:
+class MeshSyncProcess(ChildProcess):
     def __init__(self, kubeconfig: str, nats_url: str) -> None:
-        ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_meshsync, args=(child, kubeconfig, nats_url))
-        self._process.start()
-
-    @property
-    def pid(self) -> int:
-        assert self._process.pid is not None
-        return self._process.pid
+        super().__init__(_meshsync, kubeconfig, nats_url, daemon=False)
 
     def start(self) -> None:
-        self._conn.send("start")
-
-    def recv(self, timeout: float = 1800) -> Any:
-        if not self._conn.poll(timeout):
-            raise TimeoutError("MeshSync process did not answer")
-        return self._conn.recv()
+        self.conn.send("start")
 
     def timers(self) -> dict[str, Any]:
-        self._conn.send("timers")
-        return self.recv(30)
+        return self.ask("timers", 30)  # type: ignore[no-any-return]
 
     def probe(self, seconds: float) -> dict[str, int]:
-        self._conn.send(("probe", seconds))
-        return self.recv(seconds + 30)
+        return self.ask(("probe", seconds), seconds + 30)  # type: ignore[no-any-return]
 
-    def stop(self) -> tuple[int, int]:
-        self._conn.send("stop")
-        _, code, emitted = self.recv(60)
-        self._process.join(timeout=30)
+    def finish(self) -> tuple[int, int]:
+        """Stop the engine: its exit code and how many events it emitted."""
+        _, code, emitted = self.ask("stop", 60)
+        self.process.join(timeout=30)
         return code, emitted
 
 
@@ -509,7 +452,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             time.sleep(1)  # let the MeshSync process finish importing before the clock starts
             cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
             meshsync.start()
-            _, started, synced_at, emitted = meshsync.recv()
+            _, started, synced_at, emitted = meshsync.recv(1800)
             first_at, last_at = sub.ask("wait", emitted)
             cpu_sync = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
             result["sync"] = {
@@ -536,7 +479,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             seconds = args.minutes * 60
             cluster.churn(args.rate, seconds)
             result["intervals"] = soak(args, pids, cluster, sub, seconds, result)
-            code, emitted_total = meshsync.stop()
+            code, emitted_total = meshsync.finish()
             result["exit_code"] = code
             result["emitted_total"] = emitted_total
         finally:

@@ -24,19 +24,26 @@ SENT_AT = "bench.meshsync.io/sent-at"
 CHURN_NAMESPACE = "churn"
 
 
-def _serve(conn: Connection, objects: int, kubeconfig: str) -> None:
+async def seeded_server(objects: int, **options: Any) -> Any:
+    """A started fake API server holding ``bulk_objects(objects)`` in the bulk namespaces, and
+    the churn namespace (``options`` go to ``FakeApiServer``)."""
     from meshsync_testkit.fake_apiserver import FakeApiServer
     from meshsync_testkit.seed import bulk_namespaces, bulk_objects
 
+    server = FakeApiServer(**options)
+    await server.start()
+    namespaces = bulk_namespaces()
+    namespaces.append(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CHURN_NAMESPACE}}
+    )
+    server.load(namespaces)
+    server.load(bulk_objects(objects))
+    return server
+
+
+def _serve(conn: Connection, objects: int, kubeconfig: str) -> None:
     async def main() -> None:
-        server = FakeApiServer()
-        await server.start()
-        namespaces = bulk_namespaces()
-        namespaces.append(
-            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": CHURN_NAMESPACE}}
-        )
-        server.load(namespaces)
-        server.load(bulk_objects(objects))
+        server = await seeded_server(objects)
         server.write_kubeconfig(kubeconfig)
         conn.send(("ready", server.url))
         loop = asyncio.get_running_loop()
@@ -75,7 +82,42 @@ async def _churn(server: Any, rate: float, count: int) -> None:
         server.apply(obj)
 
 
-class FakeClusterProcess:
+class ChildProcess:
+    """A function run in a fresh interpreter ("spawn": its own GIL, its own peak RSS), spoken
+    to over a pipe. ``target(conn, *args)`` gets the child's end of the pipe."""
+
+    def __init__(self, target: Any, *args: Any, start: bool = True, daemon: bool = True) -> None:
+        ctx = mp.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=target, args=(child, *args), daemon=daemon)
+        if start:
+            self.process.start()
+
+    @property
+    def pid(self) -> int:
+        assert self.process.pid is not None
+        return self.process.pid
+
+    def recv(self, timeout: float = 300) -> Any:
+        """The child's next message, waiting up to ``timeout`` seconds."""
+        if not self.conn.poll(timeout):
+            raise TimeoutError(f"{type(self).__name__} did not answer within {timeout}s")
+        return self.conn.recv()
+
+    def ask(self, message: Any, timeout: float = 300) -> Any:
+        """Send ``message``; the child's answer."""
+        self.conn.send(message)
+        return self.recv(timeout)
+
+    def stop(self, message: Any = ("stop", None), timeout: float = 30) -> None:
+        """Ask the child to stop; killed if it has not ended after ``timeout`` seconds."""
+        self.conn.send(message)
+        self.process.join(timeout=timeout)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+class FakeClusterProcess(ChildProcess):
     """Context manager: a fake API server with ``objects`` bulk objects in a child process."""
 
     def __init__(self, objects: int) -> None:
@@ -83,35 +125,23 @@ class FakeClusterProcess:
         self._tmp = tempfile.TemporaryDirectory()
         self.kubeconfig = str(Path(self._tmp.name) / "kubeconfig")
         self.url = ""
-        ctx = mp.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(
-            target=_serve, args=(child, objects, self.kubeconfig), daemon=True
-        )
-
-    @property
-    def pid(self) -> int:
-        assert self._process.pid is not None
-        return self._process.pid
+        super().__init__(_serve, objects, self.kubeconfig, start=False)
 
     def __enter__(self) -> FakeClusterProcess:
-        self._process.start()
-        status, self.url = self._conn.recv()
+        self.process.start()
+        status, self.url = self.conn.recv()
         assert status == "ready"
         return self
 
     def churn(self, rate: float, count: int) -> None:
         """Start ``count`` changes at ``rate`` per second; :meth:`wait_churn` waits for the end."""
-        self._conn.send(("churn", (rate, count)))
+        self.conn.send(("churn", (rate, count)))
 
     def wait_churn(self) -> None:
-        self._conn.recv()
+        self.conn.recv()
 
     def __exit__(self, *exc: object) -> None:
-        self._conn.send(("stop", None))
-        self._process.join(timeout=30)
-        if self._process.is_alive():
-            self._process.kill()
+        self.stop()
         self._tmp.cleanup()
 
 
