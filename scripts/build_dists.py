@@ -28,6 +28,7 @@ PROJECTS = {
     "meshsync_k8s": ROOT / "plugins" / "meshsync_k8s",
     "meshsync_nats": ROOT / "plugins" / "meshsync_nats",
     "meshsync_file": ROOT / "plugins" / "meshsync_file",
+    "meshsync_speedups": ROOT / "plugins" / "meshsync_speedups",
     "meshsync_testkit": ROOT / "plugins" / "meshsync_testkit",
 }
 

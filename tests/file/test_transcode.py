@@ -103,6 +103,13 @@ def test_tricky_strings_as_values_keys_and_items() -> None:
     assert taken > len(STRINGS)  # most of them are not declined
 
 
+def test_escaped_surrogate_pairs_are_taken() -> None:
+    """JSON's spelling of a character beyond the BMP (\\ud83d\\ude00, as json.dumps writes
+    it) is decoded in C, not handed back, and written as the dict path writes it."""
+    raw = b'{"metadata":{"name":"a\\ud83d\\ude00","labels":{"\\uD83D\\uDE00":"b"}},"spec":{}}'
+    assert assert_same_or_declined(raw)
+
+
 def test_long_and_multi_line_strings() -> None:
     rng = random.Random(7)
     for text in long_strings(rng, 300):

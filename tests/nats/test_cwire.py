@@ -110,6 +110,13 @@ def test_tricky_strings_in_every_field() -> None:
     assert taken > len(STRINGS)
 
 
+def test_escaped_surrogate_pairs_are_taken() -> None:
+    """JSON's spelling of a character beyond the BMP (\\ud83d\\ude00, as json.dumps writes
+    it) is decoded in C, not handed back, and written as the Python path writes it."""
+    raw = b'{"metadata":{"name":"a\\ud83d\\ude00","labels":{"k":"\\uD83D\\uDE00"}},"spec":"x"}'
+    assert same_or_declined(raw)
+
+
 @pytest.mark.parametrize(
     "obj",
     [

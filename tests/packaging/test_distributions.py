@@ -43,6 +43,7 @@ VERSION = meshsync_core.__version__
 #: The distributions of this repository, by the name their files start with.
 OURS = {"meshsync": "meshsync", "meshsync-k8s": "meshsync_k8s",
         "meshsync-nats": "meshsync_nats", "meshsync-file": "meshsync_file",
+        "meshsync-speedups": "meshsync_speedups",
         "meshsync-testkit": "meshsync_testkit"}  # fmt: skip
 #: What only the test kit may ship: the fake API server, the nats-server fixture, trustme.
 TEST_SUPPORT = ("fake_apiserver", "testing.py", "nats_server.py", "trustme", "demo.py")
@@ -170,14 +171,17 @@ def test_every_distribution_has_the_one_version_and_publishable_metadata(dist: P
             assert str(requirement.specifier) == f"=={VERSION}", line
             extra = str(requirement.marker).split("==")[1].strip(" '\"")
             pinned.setdefault(extra, set()).add(requirement.name)
-    assert pinned["nats"] == {"meshsync-k8s", "meshsync-nats"}
-    assert pinned["file"] == {"meshsync-k8s", "meshsync-file"}
-    assert pinned["all"] == {"meshsync-k8s", "meshsync-nats", "meshsync-file"}
-    assert pinned["demo"] == {"meshsync-testkit", "meshsync-k8s", "meshsync-file"}
+    speedups = "meshsync-speedups"
+    assert pinned["nats"] == {"meshsync-k8s", "meshsync-nats", speedups}
+    assert pinned["file"] == {"meshsync-k8s", "meshsync-file", speedups}
+    assert pinned["all"] == {"meshsync-k8s", "meshsync-nats", "meshsync-file", speedups}
+    assert pinned["demo"] == {"meshsync-testkit", "meshsync-k8s", "meshsync-file", speedups}
     assert pinned["test"] == {"meshsync-testkit"}
 
 
-@pytest.mark.parametrize("name", ["meshsync-k8s", "meshsync-nats"])
+@pytest.mark.parametrize(
+    "name", ["meshsync-k8s", "meshsync-nats", "meshsync-file", "meshsync-speedups"]
+)
 def test_the_production_plugins_ship_no_test_support(name: str, dist: Path) -> None:
     """The fake API server, the nats-server fixture and trustme are in meshsync-testkit only:
     not a file of them in the plugin's wheel or sdist, not a line of its code naming them, and
@@ -235,18 +239,35 @@ def test_the_pyprojects_take_the_version_from_one_place() -> None:
         assert source.resolve() == core_init, project
 
 
-def test_the_plugins_with_c_extensions_share_one_build_hook() -> None:
-    """Each sdist must build on its own, so each plugin with a C extension carries the build
-    hook as its own hatch_build.py: the same file, byte for byte, named in its pyproject."""
-    hooks = {}
-    for project in sorted((ROOT / "plugins").glob("*/pyproject.toml")):
-        config = tomllib.loads(project.read_text())
-        hook = config["tool"]["hatch"]["build"]["targets"]["wheel"].get("hooks", {}).get("custom")
-        if hook is not None:
-            assert hook["extension"].startswith(project.parent.name + ".")
-            hooks[project.parent.name] = (project.parent / hook["path"]).read_bytes()
-    assert set(hooks) == {"meshsync_file", "meshsync_nats"}
-    assert len(set(hooks.values())) == 1, "the copies of hatch_build.py differ"
+def test_all_compiled_code_is_in_meshsync_speedups(dist: Path) -> None:
+    """One distribution holds every C extension, with one build hook and one shared JSON reader;
+    the plugins that use them are pure-Python wheels that require it."""
+    sources = sorted(path.relative_to(ROOT).as_posix() for path in ROOT.glob("plugins/*/**/*.[ch]"))
+    assert sources == [
+        "plugins/meshsync_speedups/meshsync_speedups/_meshery_message.c",
+        "plugins/meshsync_speedups/meshsync_speedups/_yaml_writer.c",
+        "plugins/meshsync_speedups/meshsync_speedups/jsontext.h",
+    ]
+    assert sorted(path.parent.name for path in ROOT.glob("plugins/*/hatch_build.py")) == [
+        "meshsync_speedups"
+    ]
+    built = wheels(dist)
+    suffix = sysconfig.get_config_var("EXT_SUFFIX")
+    with zipfile.ZipFile(built["meshsync-speedups"]) as archive:
+        names = set(archive.namelist())
+    for module in ("_meshery_message", "_yaml_writer"):
+        assert f"meshsync_speedups/{module}{suffix}" in names, sorted(names)
+        assert f"meshsync_speedups/{module}.pyi" in names
+    assert not built["meshsync-speedups"].name.endswith("-none-any.whl")
+    sdist = dist / f"meshsync_speedups-{VERSION}.tar.gz"
+    with tarfile.open(sdist) as archive:
+        members = {Path(member.name).name for member in archive.getmembers()}
+    assert {"jsontext.h", "_meshery_message.c", "_yaml_writer.c", "hatch_build.py"} <= members
+    for name in ("meshsync-nats", "meshsync-file"):
+        assert built[name].name.endswith("-py3-none-any.whl"), built[name].name
+        required = {canonicalize_name(Requirement(line).name)
+                    for line in metadata(built[name])["Requires-Dist"]}  # fmt: skip
+        assert "meshsync-speedups" in required, name
 
 
 @pytest.mark.timeout(600)

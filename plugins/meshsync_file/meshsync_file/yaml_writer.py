@@ -321,13 +321,13 @@ def _load_c_writer() -> Callable[[dict[Any, Any]], str] | None:
     if os.environ.get("MESHSYNC_YAML_PURE_PYTHON", "").lower() in ("1", "true", "yes"):
         return None
     try:
-        from meshsync_file import _cwriter  # type: ignore[attr-defined]
-    except ImportError:
+        from meshsync_speedups import _yaml_writer
+    except ImportError:  # not compiled (no C compiler at install time): the Python writer
         return None
-    _cwriter.setup(
+    _yaml_writer.setup(
         _key_cache, _value_cache, _key_text, _str_text, _block_text, _normalize, render_scalar
     )
-    return _cwriter.dump_map
+    return _yaml_writer.dump_map
 
 
 _c_dump_map = _load_c_writer()
@@ -342,9 +342,9 @@ IMPLEMENTATION = "c" if _c_dump_map is not None else "python"
 #: of range, deep nesting), and the caller takes that dict path instead.
 transcode: Callable[[Any, str, str], bytes | None] | None = None
 if _c_dump_map is not None:
-    from meshsync_file import _cwriter  # type: ignore[attr-defined]
+    from meshsync_speedups import _yaml_writer
 
-    transcode = _cwriter.transcode
+    transcode = _yaml_writer.transcode
 
 
 def dump_document(obj: Any) -> str:

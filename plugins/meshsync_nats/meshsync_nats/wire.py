@@ -395,15 +395,15 @@ def event_to_meshery(event: Event, *, meshery_ids: bool = False) -> MesheryObjec
 
 
 def _load_c_envelope() -> Callable[[Any, str, str, str, str], bytes | None] | None:
-    """The compiled message writer (``_cwire.c``), if it was built and not disabled with
-    ``MESHSYNC_WIRE_PURE_PYTHON=1``."""
+    """The compiled message writer (``meshsync_speedups._meshery_message``), if it was built
+    and not disabled with ``MESHSYNC_WIRE_PURE_PYTHON=1``."""
     if os.environ.get("MESHSYNC_WIRE_PURE_PYTHON", "").lower() in ("1", "true", "yes"):
         return None
     try:
-        from meshsync_nats import _cwire  # type: ignore[attr-defined]
-    except ImportError:
+        from meshsync_speedups import _meshery_message
+    except ImportError:  # not compiled (no C compiler at install time): the Python path
         return None
-    return _cwire.envelope
+    return _meshery_message.envelope
 
 
 #: ``envelope(raw, event_type, cluster_id, kind, api_version) -> bytes | None``: the message

@@ -1,5 +1,5 @@
 /*
- * Optional C speed-up of meshsync_nats.wire: the message Meshery decodes, written straight
+ * The C path of meshsync_nats.wire: the message Meshery decodes, written straight
  * from an object's raw JSON.
  *
  * envelope(raw, event_type, cluster_id, kind, api_version) returns the bytes that
@@ -11,297 +11,18 @@
  * message this way skips msgspec's Struct decoding, the Python re-shaping and the Struct
  * encoding: about 18 -> 3 us for a Pod (docs/performance.md).
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <stddef.h>
-#include <string.h>
+#include "jsontext.h"
 
-#define DECLINE (-2)
-#define MAX_DEPTH 500
 #define MAX_LABELS 4096
 
-typedef struct {
-    char *p;
-    Py_ssize_t n, cap;
-} Buf;
-
-static int grow(Buf *b, Py_ssize_t extra) {
-    if (b->n + extra <= b->cap)
-        return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->n + extra)
-        cap *= 2;
-    char *np = PyMem_Realloc(b->p, cap);
-    if (np == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->p = np;
-    b->cap = cap;
-    return 0;
-}
-
-static inline int put(Buf *b, const char *s, Py_ssize_t len) {
-    if (grow(b, len) < 0)
-        return -1;
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    return 0;
-}
-
-#define PUT_LIT(b, s) put((b), (s), (Py_ssize_t)(sizeof(s) - 1))
-
-/* ---- reading JSON ---------------------------------------------------------------------- */
-
-typedef struct {
-    const char *p, *end;
-} Json;
-
-/* A string token: its bytes between the quotes, still escaped if `escaped`. */
-typedef struct {
-    const char *s;
-    Py_ssize_t n;
-    int escaped;
-} Str;
-
-/* A value's JSON text, as it stands in the input. */
-typedef struct {
-    const char *p;
-    Py_ssize_t n;
-} Span;
-
-/* Byte classes inside a string (init_tables): 0 plain ASCII, else what needs a look. */
-enum { PLAIN = 0, QUOTE, BACKSLASH, CONTROL, HIGH };
-static unsigned char string_class[256];
 /* Bytes put_quoted must escape: '"', '\\' and the control characters. */
 static unsigned char needs_escape[256];
 
 static void init_tables(void) {
-    for (int c = 0; c < 256; c++) {
-        string_class[c] = c < 0x20 ? CONTROL : c >= 0x80 ? HIGH : PLAIN;
+    init_json_tables();
+    for (int c = 0; c < 256; c++)
         needs_escape[c] = c < 0x20;
-    }
-    string_class['"'] = QUOTE;
-    string_class['\\'] = BACKSLASH;
     needs_escape['"'] = needs_escape['\\'] = 1;
-}
-
-static inline void skip_ws(Json *j) {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t'))
-        j->p++;
-}
-
-/* Length of the valid UTF-8 sequence at p (no surrogates, no overlong forms), or 0. */
-static Py_ssize_t utf8_length(const unsigned char *p, const unsigned char *end) {
-    unsigned char c = p[0];
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        return end - p >= 2 && (p[1] & 0xC0) == 0x80 ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (end - p < 3 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80)
-            return 0;
-        if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] >= 0xA0))
-            return 0; /* overlong, or a surrogate */
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (end - p < 4 || (p[1] & 0xC0) != 0x80 || (p[2] & 0xC0) != 0x80 ||
-            (p[3] & 0xC0) != 0x80)
-            return 0;
-        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] >= 0x90))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
-/* A string at j->p (its opening quote), checked: valid escapes, no raw control characters,
- * valid UTF-8. Surrogate escapes must pair up (msgspec refuses lone ones). */
-static int read_string(Json *j, Str *out) {
-    const unsigned char *p = (const unsigned char *)j->p + 1, *end = (const unsigned char *)j->end;
-    const unsigned char *start = p;
-    int escaped = 0;
-    for (;;) {
-        while (p < end && string_class[*p] == PLAIN) /* one table look per byte */
-            p++;
-        if (p >= end || *p == '"')
-            break;
-        unsigned char c = *p;
-        if (c < 0x20)
-            return DECLINE;
-        if (c == '\\') {
-            escaped = 1;
-            if (end - p < 2)
-                return DECLINE;
-            unsigned char e = p[1];
-            if (e == 'u') {
-                unsigned cp = 0;
-                if (end - p < 6)
-                    return DECLINE;
-                for (int i = 2; i < 6; i++) {
-                    unsigned char h = p[i];
-                    cp <<= 4;
-                    if (h >= '0' && h <= '9')
-                        cp |= h - '0';
-                    else if (h >= 'a' && h <= 'f')
-                        cp |= h - 'a' + 10;
-                    else if (h >= 'A' && h <= 'F')
-                        cp |= h - 'A' + 10;
-                    else
-                        return DECLINE;
-                }
-                if (cp >= 0xDC00 && cp <= 0xDFFF)
-                    return DECLINE;
-                if (cp >= 0xD800 && cp <= 0xDBFF &&
-                    (end - p < 12 || p[6] != '\\' || p[7] != 'u' ||
-                     !(p[8] == 'd' || p[8] == 'D') ||
-                     !((p[9] >= 'c' && p[9] <= 'f') || (p[9] >= 'C' && p[9] <= 'F'))))
-                    return DECLINE; /* a high surrogate without its low half */
-                p += 6;
-            } else if (strchr("\"\\/bfnrt", e) != NULL && e) {
-                p += 2;
-            } else {
-                return DECLINE;
-            }
-            continue;
-        }
-        Py_ssize_t len = utf8_length(p, end);
-        if (len == 0)
-            return DECLINE;
-        p += len;
-    }
-    if (p >= end)
-        return DECLINE;
-    out->s = (const char *)start;
-    out->n = (const char *)p - (const char *)start;
-    out->escaped = escaped;
-    j->p = (const char *)p + 1;
-    return 0;
-}
-
-static int skip_value(Json *j, int depth);
-
-/* A number token, checked against JSON's grammar; *integer says it has no fraction/exponent. */
-static int read_number(Json *j, Span *out, int *integer) {
-    const char *p = j->p, *end = j->end;
-    if (p < end && *p == '-')
-        p++;
-    if (p >= end || *p < '0' || *p > '9')
-        return DECLINE;
-    if (*p == '0')
-        p++;
-    else
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-    *integer = 1;
-    if (p < end && *p == '.') {
-        *integer = 0;
-        const char *digits = ++p;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-        if (p == digits)
-            return DECLINE;
-    }
-    if (p < end && (*p == 'e' || *p == 'E')) {
-        *integer = 0;
-        p++;
-        if (p < end && (*p == '+' || *p == '-'))
-            p++;
-        const char *digits = p;
-        while (p < end && *p >= '0' && *p <= '9')
-            p++;
-        if (p == digits)
-            return DECLINE;
-    }
-    out->p = j->p;
-    out->n = p - j->p;
-    j->p = p;
-    return 0;
-}
-
-static int skip_literal(Json *j) {
-    static const char *words[] = {"true", "false", "null"};
-    for (int i = 0; i < 3; i++) {
-        Py_ssize_t n = (Py_ssize_t)strlen(words[i]);
-        if (j->end - j->p >= n && memcmp(j->p, words[i], n) == 0) {
-            j->p += n;
-            return 0;
-        }
-    }
-    return DECLINE;
-}
-
-/* After a member or an item: 1 if a ',' follows, 0 at the closing bracket (consumed). */
-static int after_element(Json *j, char close) {
-    skip_ws(j);
-    if (j->p < j->end && *j->p == ',') {
-        j->p++;
-        return 1;
-    }
-    if (j->p < j->end && *j->p == close) {
-        j->p++;
-        return 0;
-    }
-    return DECLINE;
-}
-
-/* Whether the container at j->p (its opening bracket) is empty; consumes it either way. */
-static int opens_empty(Json *j, char close) {
-    j->p++;
-    skip_ws(j);
-    if (j->p < j->end && *j->p == close) {
-        j->p++;
-        return 1;
-    }
-    return 0;
-}
-
-/* A member's name and the ':' after it; an escaped name only where `escaped_ok`. */
-static int read_member_name(Json *j, Str *key, int escaped_ok) {
-    skip_ws(j);
-    if (j->p >= j->end || *j->p != '"' || read_string(j, key) < 0 || (key->escaped && !escaped_ok))
-        return DECLINE;
-    skip_ws(j);
-    if (j->p >= j->end || *j->p++ != ':')
-        return DECLINE;
-    return 0;
-}
-
-/* Skip one value, checking it is JSON (msgspec checks what it skips too). */
-static int skip_value(Json *j, int depth) {
-    Str str;
-    Span num;
-    int integer, rc;
-    skip_ws(j);
-    if (j->p >= j->end || depth > MAX_DEPTH)
-        return DECLINE;
-    char c = *j->p;
-    if (c == '"')
-        return read_string(j, &str);
-    if (c == '{') {
-        if (opens_empty(j, '}'))
-            return 0;
-        do {
-            if (read_member_name(j, &str, 1) < 0)
-                return DECLINE;
-            if ((rc = skip_value(j, depth + 1)) < 0)
-                return rc;
-        } while ((rc = after_element(j, '}')) == 1);
-        return rc;
-    }
-    if (c == '[') {
-        if (opens_empty(j, ']'))
-            return 0;
-        do {
-            if ((rc = skip_value(j, depth + 1)) < 0)
-                return rc;
-        } while ((rc = after_element(j, ']')) == 1);
-        return rc;
-    }
-    if (c == '-' || (c >= '0' && c <= '9'))
-        return read_number(j, &num, &integer);
-    return skip_literal(j);
 }
 
 /* ---- writing JSON as msgspec does --------------------------------------------------------- */
@@ -345,78 +66,6 @@ static int put_quoted(Buf *b, const char *s, Py_ssize_t n) {
         b->n = o - b->p;
     }
     return put(b, "\"", 1);
-}
-
-static unsigned hex_value(const char *p) {
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char h = p[i];
-        v = (v << 4) | (unsigned)(h <= '9' ? h - '0' : (h | 0x20) - 'a' + 10);
-    }
-    return v;
-}
-
-/* The decoded bytes of a checked string token (escapes resolved) into `scratch`. */
-static int unescape(const Str *str, Buf *scratch) {
-    scratch->n = 0;
-    const char *p = str->s, *end = str->s + str->n;
-    while (p < end) {
-        const char *run = p;
-        while (p < end && *p != '\\')
-            p++;
-        if (put(scratch, run, p - run) < 0)
-            return -1;
-        if (p >= end)
-            break;
-        char e = p[1], one = 0;
-        switch (e) {
-        case '"': one = '"'; break;
-        case '\\': one = '\\'; break;
-        case '/': one = '/'; break;
-        case 'b': one = '\b'; break;
-        case 'f': one = '\f'; break;
-        case 'n': one = '\n'; break;
-        case 'r': one = '\r'; break;
-        case 't': one = '\t'; break;
-        default: break;
-        }
-        if (e != 'u') {
-            if (put(scratch, &one, 1) < 0)
-                return -1;
-            p += 2;
-            continue;
-        }
-        unsigned cp = hex_value(p + 2);
-        p += 6;
-        if (cp >= 0xD800 && cp <= 0xDBFF) { /* paired: read_string checked the low half */
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (hex_value(p + 2) - 0xDC00);
-            p += 6;
-        }
-        char u[4];
-        Py_ssize_t len;
-        if (cp < 0x80) {
-            u[0] = (char)cp;
-            len = 1;
-        } else if (cp < 0x800) {
-            u[0] = (char)(0xC0 | (cp >> 6));
-            u[1] = (char)(0x80 | (cp & 0x3F));
-            len = 2;
-        } else if (cp < 0x10000) {
-            u[0] = (char)(0xE0 | (cp >> 12));
-            u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            u[2] = (char)(0x80 | (cp & 0x3F));
-            len = 3;
-        } else {
-            u[0] = (char)(0xF0 | (cp >> 18));
-            u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-            u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-            u[3] = (char)(0x80 | (cp & 0x3F));
-            len = 4;
-        }
-        if (put(scratch, u, len) < 0)
-            return -1;
-    }
-    return 0;
 }
 
 /* A string token as msgspec would write the string it decodes to. Without escapes that is
@@ -491,8 +140,7 @@ static int read_int_field(Json *j, Span *out, int nullable, int *is_null) {
     skip_ws(j);
     if (out->p != NULL || (is_null != NULL && *is_null))
         return DECLINE;
-    if (nullable && j->end - j->p >= 4 && memcmp(j->p, "null", 4) == 0) {
-        j->p += 4;
+    if (nullable && take_null(j)) {
         *is_null = 1;
         return 0;
     }
@@ -531,10 +179,8 @@ static int read_labels(Json *j, Label **out, Py_ssize_t *count, int *seen, Str *
     if (*seen)
         return DECLINE;
     *seen = 1;
-    if (j->end - j->p >= 4 && memcmp(j->p, "null", 4) == 0) {
-        j->p += 4;
+    if (take_null(j))
         return 0;
-    }
     if (j->p >= j->end || *j->p != '{')
         return DECLINE;
     if (opens_empty(j, '}'))
@@ -547,23 +193,9 @@ static int read_labels(Json *j, Label **out, Py_ssize_t *count, int *seen, Str *
     }
     int rc;
     do {
-        skip_ws(j);
-        if (j->p >= j->end || *j->p != '"') {
-            rc = DECLINE;
+        Label label; /* an escaped key (rare) would sort and compare as its decoded form */
+        if ((rc = read_member_name(j, &label.key, 0)) < 0)
             break;
-        }
-        Label label;
-        if ((rc = read_string(j, &label.key)) < 0)
-            break;
-        if (label.key.escaped) { /* rare; it would sort and compare as its decoded form */
-            rc = DECLINE;
-            break;
-        }
-        skip_ws(j);
-        if (j->p >= j->end || *j->p++ != ':') {
-            rc = DECLINE;
-            break;
-        }
         skip_ws(j);
         if (j->p >= j->end || *j->p != '"') { /* a non-string value: json_text() in Python */
             rc = DECLINE;
@@ -690,10 +322,8 @@ static int read_metadata(Json *j, Fields *f) {
     if (f->has_metadata)
         return DECLINE;
     f->has_metadata = 1;
-    if (j->end - j->p >= 4 && memcmp(j->p, "null", 4) == 0) { /* metadata: null, all defaults */
-        j->p += 4;
+    if (take_null(j)) /* metadata: null, all defaults */
         return 0;
-    }
     if (j->p >= j->end || *j->p != '{')
         return DECLINE;
     return opens_empty(j, '}') ? 0 : read_fields(j, f, METADATA_FIELDS, 2);
@@ -823,7 +453,7 @@ static PyObject *envelope(PyObject *self, PyObject *args) {
     Py_buffer view;
     if (PyObject_GetBuffer(raw, &view, PyBUF_SIMPLE) < 0)
         return NULL;
-    Json j = {view.buf, (const char *)view.buf + view.len};
+    Json j = {view.buf, (const char *)view.buf + view.len, {NULL, 0, 0}, 0};
     Fields f;
     memset(&f, 0, sizeof(f));
     Buf b = {NULL, 0, 0}, scratch = {NULL, 0, 0};
@@ -855,10 +485,10 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_cwire", "C speed-up of meshsync_nats.wire.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_meshery_message", "The C path of meshsync_nats.wire.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__cwire(void) {
+PyMODINIT_FUNC PyInit__meshery_message(void) {
     init_tables();
     return PyModule_Create(&module);
 }

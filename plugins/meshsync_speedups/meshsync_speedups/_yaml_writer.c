@@ -1,5 +1,5 @@
 /*
- * Optional C speed-up of meshsync_file.yaml_writer: the same layout, written in C.
+ * The C path of meshsync_file.yaml_writer: the same layout, written in C.
  *
  * Only the structure (mappings, sequences, indentation) and the trivial scalars (int, bool,
  * None) are handled here. Every string decision -- plain or quoted, escapes, block scalars,
@@ -7,43 +7,12 @@
  * miss. So this file cannot render a string differently from the pure-Python writer; the
  * tests compare both outputs byte for byte.
  */
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
-#include <string.h>
+#include "jsontext.h"
 
 static PyObject *key_cache, *value_cache;            /* dict: str -> rendered text */
 static PyObject *key_text_fn, *str_text_fn;          /* (key, indent_str) / (value) */
 static PyObject *block_text_fn, *normalize_fn;       /* (value, indent_len) / (value) */
 static PyObject *render_scalar_fn;                   /* (value) */
-
-typedef struct {
-    char *p;
-    Py_ssize_t n, cap;
-} Buf;
-
-static int grow(Buf *b, Py_ssize_t extra) {
-    if (b->n + extra <= b->cap)
-        return 0;
-    Py_ssize_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->n + extra)
-        cap *= 2;
-    char *np = PyMem_Realloc(b->p, cap);
-    if (np == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    b->p = np;
-    b->cap = cap;
-    return 0;
-}
-
-static inline int put(Buf *b, const char *s, Py_ssize_t len) {
-    if (grow(b, len) < 0)
-        return -1;
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    return 0;
-}
 
 static inline int spaces(Buf *b, Py_ssize_t k) {
     if (grow(b, k) < 0)
@@ -284,7 +253,7 @@ static PyObject *dump_map(PyObject *self, PyObject *obj) {
         return NULL;
     }
     if (key_cache == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_cwriter.setup() was not called");
+        PyErr_SetString(PyExc_RuntimeError, "_yaml_writer.setup() was not called");
         return NULL;
     }
     Buf b = {NULL, 0, 0};
@@ -305,9 +274,6 @@ static PyObject *dump_map(PyObject *self, PyObject *obj) {
  * unusual -- duplicate or escaped keys, lone surrogates, floats, deep nesting, invalid JSON --
  * makes it return None and the caller takes the dict path, so the output never differs.
  */
-#include <stdint.h>
-
-#define DECLINE (-2)
 #define MAX_DEPTH 200
 #define CACHE_SLOTS (1 << 17) /* power of two; at most CACHE_LIMIT entries, load < 0.4 */
 #define CACHE_LIMIT 50000     /* as yaml_writer._CACHE_LIMIT */
@@ -395,200 +361,25 @@ static int cache_put(Cache *c, const char *k, Py_ssize_t klen, uint64_t h, const
     return 0;
 }
 
-typedef struct {
-    const char *p, *end;
-    Buf scratch; /* the current string, when it had escapes */
-    int depth;
-} Json;
-
-/* Byte classes, filled by init_tables(): table lookups instead of strchr() per byte. */
-static unsigned char ends_scalar[256]; /* what ends a number or literal in skip_value() */
-static unsigned char plain_rest[256];  /* yaml_writer._PLAIN after the first letter */
+/* A byte class, filled by init_tables(): a table lookup instead of strchr() per byte. */
+static unsigned char plain_rest[256]; /* yaml_writer._PLAIN after the first letter */
 
 static void init_tables(void) {
-    for (const char *c = ",:]} \n\r\t\"{["; *c; c++)
-        ends_scalar[(unsigned char)*c] = 1;
-    ends_scalar[0] = 1;
+    init_json_tables();
     for (int c = 0; c < 256; c++)
         plain_rest[c] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
                         (c && strchr("_./@+=:-", c) != NULL);
 }
 
-static inline void skip_ws(Json *j) {
-    while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t'))
-        j->p++;
-}
-
-static int hex4(const char *p, unsigned *out) {
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= c - '0';
-        else if (c >= 'a' && c <= 'f')
-            v |= c - 'a' + 10;
-        else if (c >= 'A' && c <= 'F')
-            v |= c - 'A' + 10;
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static int put_utf8(Buf *b, unsigned cp) {
-    char u[4];
-    Py_ssize_t n;
-    if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
-    }
-    return put(b, u, n);
-}
-
-static int is_ascii(const char *s, Py_ssize_t n) {
-    for (Py_ssize_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] >= 0x80)
-            return 0;
-    return 1;
-}
-
 /* A JSON string at j->p (its opening quote): its decoded UTF-8 bytes in *s and *n, pointing into
  * the input when it has no escapes (the common case: no copy), else into j->scratch. */
 static int parse_string(Json *j, const char **s, Py_ssize_t *n, int *escaped, int *ascii) {
-    const char *p = j->p + 1, *end = j->end, *start = p;
-    unsigned char seen = 0; /* the OR of the bytes: bit 7 set if any is not ASCII */
-    while (p < end) {
-        unsigned char c = (unsigned char)*p;
-        if (c == '"' || c == '\\' || c < 0x20)
-            break;
-        seen |= c;
-        p++;
-    }
-    if (p >= end || (unsigned char)*p < 0x20)
-        return DECLINE;
-    if (*p == '"') { /* no escapes */
-        *s = start;
-        *n = p - start;
-        *escaped = 0;
-        *ascii = !(seen & 0x80);
-        j->p = p + 1;
-        return 0;
-    }
-    Buf *b = &j->scratch;
-    b->n = 0;
-    if (put(b, start, p - start) < 0)
-        return -1;
-    while (p < end && *p != '"') {
-        unsigned char c = (unsigned char)*p;
-        if (c < 0x20)
-            return DECLINE;
-        if (c != '\\') {
-            const char *run = p;
-            while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
-                p++;
-            if (put(b, run, p - run) < 0)
-                return -1;
-            continue;
-        }
-        if (p + 1 >= end)
-            return DECLINE;
-        char e = p[1];
-        const char *simple = NULL;
-        switch (e) {
-        case '"': simple = "\""; break;
-        case '\\': simple = "\\"; break;
-        case '/': simple = "/"; break;
-        case 'b': simple = "\b"; break;
-        case 'f': simple = "\f"; break;
-        case 'n': simple = "\n"; break;
-        case 'r': simple = "\r"; break;
-        case 't': simple = "\t"; break;
-        case 'u': break;
-        default: return DECLINE;
-        }
-        if (simple != NULL) {
-            if (put(b, simple, 1) < 0)
-                return -1;
-            p += 2;
-            continue;
-        }
-        unsigned cp, lo;
-        if (end - p < 6 || hex4(p + 2, &cp) < 0)
-            return DECLINE;
-        p += 6;
-        if (cp >= 0xDC00 && cp <= 0xDFFF)
-            return DECLINE; /* a lone low surrogate: the dict path says what it makes of it */
-        if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) < 0 ||
-                lo < 0xDC00 || lo > 0xDFFF)
-                return DECLINE;
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            p += 6;
-        }
-        if (put_utf8(b, cp) < 0)
-            return -1;
-    }
-    if (p >= end)
-        return DECLINE;
-    j->p = p + 1;
-    *s = b->p;
-    *n = b->n;
-    *escaped = 1;
-    *ascii = is_ascii(b->p, b->n);
-    return 0;
-}
-
-/* Skip one JSON value (used to find the top-level members before writing them). */
-static int skip_value(Json *j) {
-    int depth = 0;
-    do {
-        skip_ws(j);
-        if (j->p >= j->end)
-            return DECLINE;
-        char c = *j->p;
-        if (c == '"') {
-            const char *p = j->p + 1;
-            while (p < j->end && *p != '"')
-                p += (*p == '\\') ? 2 : 1;
-            if (p >= j->end)
-                return DECLINE;
-            j->p = p + 1;
-        } else if (c == '{' || c == '[') {
-            depth++;
-            j->p++;
-        } else if (c == '}' || c == ']') {
-            if (--depth < 0)
-                return DECLINE;
-            j->p++;
-        } else if (c == ',' || c == ':') {
-            j->p++;
-        } else {
-            const char *start = j->p;
-            while (j->p < j->end && !ends_scalar[(unsigned char)*j->p])
-                j->p++;
-            if (j->p == start)
-                return DECLINE; /* not JSON (a NUL byte, say) */
-        }
-        if (depth > MAX_DEPTH)
-            return DECLINE;
-    } while (depth > 0);
+    Str str;
+    int rc = read_string(j, &str);
+    if (rc < 0 || (rc = decode_string(j, &str, s, n)) < 0)
+        return rc;
+    *escaped = str.escaped;
+    *ascii = str.escaped ? is_ascii(*s, *n) : str.ascii;
     return 0;
 }
 
@@ -835,52 +626,26 @@ static int write_float(Buf *b, const char *start, Py_ssize_t len) {
 /* A number token: integers as they are (JSON's are canonical but for -0), floats through
  * write_float; huge integers Python would refuse to print are declined. */
 static int write_number(Buf *b, Json *j) {
-    const char *start = j->p, *p = j->p;
-    if (p < j->end && *p == '-')
-        p++;
-    const char *digits = p;
-    while (p < j->end && *p >= '0' && *p <= '9')
-        p++;
-    Py_ssize_t ndigits = p - digits;
-    if (ndigits == 0 || (ndigits > 1 && *digits == '0') || ndigits > 4000)
+    Span number;
+    int integer, rc = read_number(j, &number, &integer);
+    if (rc < 0)
+        return rc;
+    if (!integer)
+        return write_float(b, number.p, number.n);
+    if (number.n > 4000)
         return DECLINE;
-    if (p < j->end && (*p == '.' || *p == 'e' || *p == 'E')) {
-        if (*p == '.') {
-            const char *fraction = ++p;
-            while (p < j->end && *p >= '0' && *p <= '9')
-                p++;
-            if (p == fraction)
-                return DECLINE;
-        }
-        if (p < j->end && (*p == 'e' || *p == 'E')) {
-            p++;
-            if (p < j->end && (*p == '+' || *p == '-'))
-                p++;
-            const char *exponent = p;
-            while (p < j->end && *p >= '0' && *p <= '9')
-                p++;
-            if (p == exponent)
-                return DECLINE;
-        }
-        j->p = p;
-        return write_float(b, start, p - start);
-    }
-    j->p = p;
-    if (ndigits == 1 && *digits == '0')
+    if (number.n == 2 && number.p[0] == '-' && number.p[1] == '0')
         return put(b, " 0\n", 3);
-    return put(b, " ", 1) < 0 || put(b, start, p - start) < 0 || put(b, "\n", 1) < 0 ? -1 : 0;
+    return put(b, " ", 1) < 0 || put(b, number.p, number.n) < 0 || put(b, "\n", 1) < 0 ? -1 : 0;
 }
 
+/* true, false or null, as they are. */
 static int write_literal(Buf *b, Json *j) {
-    static const char *words[] = {"true", "false", "null"};
-    for (int i = 0; i < 3; i++) {
-        Py_ssize_t n = (Py_ssize_t)strlen(words[i]);
-        if (j->end - j->p >= n && memcmp(j->p, words[i], n) == 0) {
-            j->p += n;
-            return put(b, " ", 1) < 0 || put(b, words[i], n) < 0 || put(b, "\n", 1) < 0 ? -1 : 0;
-        }
-    }
-    return DECLINE;
+    Span word;
+    int rc = read_literal(j, &word);
+    if (rc < 0)
+        return rc;
+    return put(b, " ", 1) < 0 || put(b, word.p, word.n) < 0 || put(b, "\n", 1) < 0 ? -1 : 0;
 }
 
 /* Keys of one object seen so far, to decline on duplicates (the dict path keeps the last
@@ -925,29 +690,6 @@ static int keys_add(Keys *k, const char *s, Py_ssize_t n) {
     int rc = seen < 0 ? -1 : seen ? DECLINE : PySet_Add(k->more, o);
     Py_DECREF(o);
     return rc;
-}
-
-/* The ':' after a member's name (white space around it allowed). */
-static int read_colon(Json *j) {
-    skip_ws(j);
-    if (j->p >= j->end || *j->p != ':')
-        return DECLINE;
-    j->p++;
-    return 0;
-}
-
-/* After a member or an item: 1 if a ',' follows, 0 at the closing bracket (consumed). */
-static int after_element(Json *j, char close) {
-    skip_ws(j);
-    if (j->p < j->end && *j->p == ',') {
-        j->p++;
-        return 1;
-    }
-    if (j->p < j->end && *j->p == close) {
-        j->p++;
-        return 0;
-    }
-    return DECLINE;
 }
 
 /* A decoded key out of the scratch buffer into a bytes object kept in *owned (a list). */
@@ -997,7 +739,7 @@ static int json_map(Buf *b, Json *j, Py_ssize_t indent, Py_ssize_t first, const 
         if ((rc = read_colon(j)) < 0)
             break;
         if (skip != NULL && klen == skip_len && memcmp(k, skip, klen) == 0) {
-            if ((rc = skip_value(j)) < 0)
+            if ((rc = skip_value(j, j->depth)) < 0)
                 break;
         } else {
             if ((rc = spaces(b, prefix)) < 0 || (rc = write_key(b, k, klen, indent, &explicit_key)) < 0 ||
@@ -1015,19 +757,6 @@ static int json_map(Buf *b, Json *j, Py_ssize_t indent, Py_ssize_t first, const 
     return rc;
 }
 
-/* Whether the container at j->p (its opening bracket) is empty; consumes it if so. */
-static int empty_container(Json *j, char close) {
-    const char *p = j->p + 1;
-    while (p < j->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
-        p++;
-    if (p < j->end && *p == close) {
-        j->p = p + 1;
-        return 1;
-    }
-    j->p++;
-    return 0;
-}
-
 /* The value after "key:" (written): as write_map in yaml_writer.py. */
 static int json_value_in_map(Buf *b, Json *j, Py_ssize_t indent, int explicit_key) {
     skip_ws(j);
@@ -1041,7 +770,7 @@ static int json_value_in_map(Buf *b, Json *j, Py_ssize_t indent, int explicit_ke
         return rc < 0 ? rc : write_string(b, s, n, ascii, indent);
     }
     if (c == '{') {
-        if (empty_container(j, '}'))
+        if (opens_empty(j, '}'))
             return put(b, " {}\n", 4);
         Py_ssize_t written;
         if (put(b, "\n", 1) < 0)
@@ -1049,7 +778,7 @@ static int json_value_in_map(Buf *b, Json *j, Py_ssize_t indent, int explicit_ke
         return json_map(b, j, indent + 2, indent + 2, NULL, &written);
     }
     if (c == '[') {
-        if (empty_container(j, ']'))
+        if (opens_empty(j, ']'))
             return put(b, " []\n", 4);
         if (put(b, "\n", 1) < 0)
             return -1;
@@ -1084,12 +813,12 @@ static int json_seq(Buf *b, Json *j, Py_ssize_t indent, Py_ssize_t first) {
                 break;
         } else if (c == '{') {
             Py_ssize_t written;
-            if (empty_container(j, '}'))
+            if (opens_empty(j, '}'))
                 rc = put(b, "- {}\n", 5);
             else if ((rc = put(b, "- ", 2)) == 0)
                 rc = json_map(b, j, indent + 2, 0, NULL, &written);
         } else if (c == '[') {
-            if (empty_container(j, ']'))
+            if (opens_empty(j, ']'))
                 rc = put(b, "- []\n", 5);
             else if ((rc = put(b, "- ", 2)) == 0)
                 rc = json_seq(b, j, indent + 2, 0);
@@ -1151,7 +880,7 @@ static int write_metadata(Buf *b, Json *j) {
     Py_ssize_t mark = b->n, written = 0;
     if ((rc = write_key(b, "metadata", 8, 0, &explicit_key)) < 0)
         return rc;
-    if (!empty_container(j, '}')) {
+    if (!opens_empty(j, '}')) {
         if ((rc = put(b, "\n", 1)) < 0 || (rc = json_map(b, j, 2, 2, "managedFields", &written)) < 0)
             return rc;
     }
@@ -1198,7 +927,7 @@ static int transcode_in_order(Buf *b, Json *j, PyObject *api_version, PyObject *
         } else {
             return REORDER;
         }
-        if ((rc = skip_value(j)) < 0)
+        if ((rc = skip_value(j, j->depth)) < 0)
             return rc;
         skip_ws(j);
         if (j->p >= j->end || *j->p != ',')
@@ -1262,7 +991,7 @@ static int transcode_object(Buf *b, Json *j, PyObject *api_version, PyObject *ki
     skip_ws(j);
     if (j->p >= j->end || *j->p != '{')
         return DECLINE;
-    if (!empty_container(j, '}')) {
+    if (!opens_empty(j, '}')) {
         for (;;) { /* find the members: apiVersion, kind and metadata are written first */
             skip_ws(j);
             if (count == 64 || j->p >= j->end || *j->p != '"')
@@ -1280,7 +1009,7 @@ static int transcode_object(Buf *b, Json *j, PyObject *api_version, PyObject *ki
                 return rc;
             skip_ws(j);
             m->value = j->p;
-            if ((rc = skip_value(j)) < 0)
+            if ((rc = skip_value(j, j->depth)) < 0)
                 return rc;
             count++;
             if ((rc = after_element(j, '}')) < 0)
@@ -1332,7 +1061,7 @@ static PyObject *transcode(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OUU", &raw, &api_version, &kind))
         return NULL;
     if (key_cache == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "_cwriter.setup() was not called");
+        PyErr_SetString(PyExc_RuntimeError, "_yaml_writer.setup() was not called");
         return NULL;
     }
     Py_buffer view;
@@ -1386,10 +1115,10 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_cwriter", "C speed-up of meshsync_file.yaml_writer.", -1, methods,
+    PyModuleDef_HEAD_INIT, "_yaml_writer", "The C path of meshsync_file.yaml_writer.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__cwriter(void) {
+PyMODINIT_FUNC PyInit__yaml_writer(void) {
     init_tables();
     return PyModule_Create(&module);
 }
