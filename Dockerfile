@@ -3,7 +3,7 @@
 
 # ---- build: wheels for meshsync, its plugins and every dependency -------------------------------
 FROM python:3.12-slim AS build
-# A C compiler for the file sink's optional YAML writer extension (it falls back to pure Python).
+# A C compiler for meshsync-speedups' optional C extensions (without one: pure Python).
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
@@ -12,7 +12,7 @@ WORKDIR /src
 COPY pyproject.toml README.md hatch_build.py ./
 COPY meshsync_core ./meshsync_core
 COPY plugins ./plugins
-RUN pip wheel --no-cache-dir --wheel-dir /wheels . ./plugins/meshsync_k8s ./plugins/meshsync_nats ./plugins/meshsync_file
+RUN pip wheel --no-cache-dir --wheel-dir /wheels . ./plugins/meshsync_k8s ./plugins/meshsync_nats ./plugins/meshsync_file ./plugins/meshsync_speedups
 
 # ---- runtime -----------------------------------------------------------------------------------
 FROM python:3.12-slim
@@ -23,7 +23,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
     XDG_CACHE_HOME=/tmp/.cache
 COPY --from=build /wheels /wheels
-# Every wheel: the core, the three plugins (what the "all" extra names) and their dependencies.
+# Every wheel: the core, the three plugins and meshsync-speedups (what the "all" extra names) and
+# their dependencies.
 # /meshery-meshsync is where Go MeshSync's image has its binary: Meshery Operator's Deployment
 # runs ./meshery-meshsync (Go's flags, `-h` for its liveness probe) in the working directory /.
 RUN pip install --no-cache-dir --no-index --find-links /wheels /wheels/*.whl \

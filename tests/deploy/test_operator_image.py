@@ -70,7 +70,7 @@ from tests.integration.meshery_checks import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-OURS = {"meshsync", "meshsync-k8s", "meshsync-nats", "meshsync-file"}
+OURS = {"meshsync", "meshsync-k8s", "meshsync-nats", "meshsync-file", "meshsync-speedups"}
 
 pytestmark = pytest.mark.timeout(600)
 
