@@ -554,9 +554,9 @@ def test_exec_credential_is_cached_until_its_expiration(fresh: Corpus, tmp_path:
     # the process-wide cache, as in client-go: loading again does not run the plugin again
     again = load_connection(str(path), environ={})
     assert again.exec_plugin is plugin and again.headers["Authorization"] == "Bearer tok-1"
-    plugin.clock = _later(3599)
+    plugin.clock = _later(3000)  # well before it (the plugin may have run seconds ago)
     assert not conn.credentials_due() and fresh.runs("expiring") == 1
-    plugin.clock = _later(3601)  # past expirationTimestamp: renewed before the next request
+    plugin.clock = _later(3700)  # past expirationTimestamp: renewed before the next request
     assert conn.credentials_due()
     conn.refresh_due()
     assert conn.headers["Authorization"] == "Bearer tok-2" and fresh.runs("expiring") == 2

@@ -70,7 +70,7 @@ async def test_each_marker_confirms_its_segment_in_order() -> None:
     loop = asyncio.create_task(confirmation.run())
     try:
         confirmation.note_sent(make_event("a"))
-        confirmation.note_sent(make_event("b"))
+        confirmation.note_all_sent([make_event("b")])  # a written block joins in its order
         confirmation.wake()
         await wait_until(lambda: confirmation.waiting, what="the first marker")
         # Published while the first marker is out: a new segment, not part of that marker.

@@ -172,6 +172,7 @@ def test_every_distribution_has_the_one_version_and_publishable_metadata(dist: P
             extra = str(requirement.marker).split("==")[1].strip(" '\"")
             pinned.setdefault(extra, set()).add(requirement.name)
     speedups = "meshsync-speedups"
+    assert pinned["k8s"] == {"meshsync-k8s", speedups}
     assert pinned["nats"] == {"meshsync-k8s", "meshsync-nats", speedups}
     assert pinned["file"] == {"meshsync-k8s", "meshsync-file", speedups}
     assert pinned["all"] == {"meshsync-k8s", "meshsync-nats", "meshsync-file", speedups}
@@ -245,6 +246,7 @@ def test_all_compiled_code_is_in_meshsync_speedups(dist: Path) -> None:
     sources = sorted(path.relative_to(ROOT).as_posix() for path in ROOT.glob("plugins/*/**/*.[ch]"))
     assert sources == [
         "plugins/meshsync_speedups/meshsync_speedups/_meshery_message.c",
+        "plugins/meshsync_speedups/meshsync_speedups/_object_meta.c",
         "plugins/meshsync_speedups/meshsync_speedups/_yaml_writer.c",
         "plugins/meshsync_speedups/meshsync_speedups/jsontext.h",
     ]
@@ -255,15 +257,16 @@ def test_all_compiled_code_is_in_meshsync_speedups(dist: Path) -> None:
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     with zipfile.ZipFile(built["meshsync-speedups"]) as archive:
         names = set(archive.namelist())
-    for module in ("_meshery_message", "_yaml_writer"):
+    for module in ("_meshery_message", "_object_meta", "_yaml_writer"):
         assert f"meshsync_speedups/{module}{suffix}" in names, sorted(names)
         assert f"meshsync_speedups/{module}.pyi" in names
     assert not built["meshsync-speedups"].name.endswith("-none-any.whl")
     sdist = dist / f"meshsync_speedups-{VERSION}.tar.gz"
     with tarfile.open(sdist) as archive:
         members = {Path(member.name).name for member in archive.getmembers()}
-    assert {"jsontext.h", "_meshery_message.c", "_yaml_writer.c", "hatch_build.py"} <= members
-    for name in ("meshsync-nats", "meshsync-file"):
+    assert {"jsontext.h", "_meshery_message.c", "_object_meta.c", "_yaml_writer.c",
+            "hatch_build.py"} <= members  # fmt: skip
+    for name in ("meshsync-k8s", "meshsync-nats", "meshsync-file"):
         assert built[name].name.endswith("-py3-none-any.whl"), built[name].name
         required = {canonicalize_name(Requirement(line).name)
                     for line in metadata(built[name])["Requires-Dist"]}  # fmt: skip

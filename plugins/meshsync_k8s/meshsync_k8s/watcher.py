@@ -585,11 +585,9 @@ class ResourceWatcher:
     def identify(self, raw: Any) -> Identity | None:
         """``(uid, name, namespace, rv)`` of a listed object's JSON if it is well-formed and in
         the namespace filter, else None (a malformed one is warned about)."""
-        # msgspec decodes metadata only, skipping the rest: a full decode is for odd objects
-        meta = raw_json.object_meta(raw)
-        if meta is not None and meta.uid and meta.name:
-            ident: Identity | None = (meta.uid, meta.name, meta.namespace, meta.resourceVersion)
-        else:
+        # metadata only, the rest skipped or not even read: a full decode is for odd objects
+        ident = raw_json.identity(raw)
+        if ident is None:
             ident = self._identify_slowly(raw)
         if ident is None:
             return None

@@ -64,6 +64,10 @@ class Confirmation:
         :meth:`unconfirmed` swaps while a publisher awaits, so never keep a reference to it)."""
         self._segment.append(event)
 
+    def note_all_sent(self, events: list[Event]) -> None:
+        """:meth:`note_sent` for a whole written block, in its order (one call, not one each)."""
+        self._segment.extend(events)
+
     def wake(self) -> None:
         """Changes were sent: let the loop confirm them."""
         self._wake.set()

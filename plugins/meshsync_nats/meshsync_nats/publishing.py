@@ -91,9 +91,7 @@ class CorePublisher:
             # disconnect handler has re-queued the segment without these, and the block may
             # be lost. Keep them all (duplicates at worst).
             return taken
-        note_sent = self.confirmation.note_sent
-        for event in taken:
-            note_sent(event)
+        self.confirmation.note_all_sent(taken)
         self._count("published", len(taken))
         self.confirmation.wake()
         return []
