@@ -5,7 +5,7 @@
  * UTF-8, surrogate pairs, the number grammar) and answer DECLINE for anything else: an
  * extension that declines hands the object back to its package's Python code, which is the
  * reference. Each extension includes this header once (one translation unit per module), so
- * the functions are static.
+ * the functions are static; inline, so that one an extension does not use draws no warning.
  */
 #ifndef MESHSYNC_JSONTEXT_H
 #define MESHSYNC_JSONTEXT_H
@@ -28,7 +28,7 @@ typedef struct {
     Py_ssize_t n, cap;
 } Buf;
 
-static int grow(Buf *b, Py_ssize_t extra) {
+static inline int grow(Buf *b, Py_ssize_t extra) {
     if (b->n + extra <= b->cap)
         return 0;
     Py_ssize_t cap = b->cap ? b->cap : 4096;
@@ -54,7 +54,7 @@ static inline int put(Buf *b, const char *s, Py_ssize_t len) {
 
 #define PUT_LIT(b, s) put((b), (s), (Py_ssize_t)(sizeof(s) - 1))
 
-static int put_utf8(Buf *b, unsigned cp) {
+static inline int put_utf8(Buf *b, unsigned cp) {
     char u[4];
     Py_ssize_t n;
     if (cp < 0x80) {
@@ -105,7 +105,7 @@ typedef struct {
 enum { JSON_PLAIN = 0, JSON_QUOTE, JSON_BACKSLASH, JSON_CONTROL, JSON_HIGH };
 static unsigned char string_class[256];
 
-static void init_json_tables(void) {
+static inline void init_json_tables(void) {
     for (int c = 0; c < 256; c++)
         string_class[c] = c < 0x20 ? JSON_CONTROL : c >= 0x80 ? JSON_HIGH : JSON_PLAIN;
     string_class['"'] = JSON_QUOTE;
@@ -118,7 +118,7 @@ static inline void skip_ws(Json *j) {
 }
 
 /* Whether the string of n bytes at s is all ASCII. */
-static int is_ascii(const char *s, Py_ssize_t n) {
+static inline int is_ascii(const char *s, Py_ssize_t n) {
     for (Py_ssize_t i = 0; i < n; i++)
         if ((unsigned char)s[i] >= 0x80)
             return 0;
@@ -126,7 +126,7 @@ static int is_ascii(const char *s, Py_ssize_t n) {
 }
 
 /* Length of the valid UTF-8 sequence at p (no surrogates, no overlong forms), or 0. */
-static Py_ssize_t utf8_length(const unsigned char *p, const unsigned char *end) {
+static inline Py_ssize_t utf8_length(const unsigned char *p, const unsigned char *end) {
     unsigned char c = p[0];
     if (c < 0x80)
         return 1;
@@ -151,7 +151,7 @@ static Py_ssize_t utf8_length(const unsigned char *p, const unsigned char *end) 
 }
 
 /* The four hex digits at p as a number; -1 if one is not a hex digit. */
-static int hex4(const char *p, unsigned *out) {
+static inline int hex4(const char *p, unsigned *out) {
     unsigned v = 0;
     for (int i = 0; i < 4; i++) {
         char c = p[i];
@@ -172,7 +172,7 @@ static int hex4(const char *p, unsigned *out) {
 /* The \uXXXX escape at p (its backslash), with its low half if it is a high surrogate: the
  * code point in *cp and the escape's length in bytes (6 or 12); 0 if it is not valid (bad hex
  * digits, a lone surrogate: msgspec refuses those). */
-static int unicode_escape(const char *p, const char *end, unsigned *cp) {
+static inline int unicode_escape(const char *p, const char *end, unsigned *cp) {
     unsigned lo;
     if (end - p < 6 || hex4(p + 2, cp) < 0 || (*cp >= 0xDC00 && *cp <= 0xDFFF))
         return 0;
@@ -187,7 +187,7 @@ static int unicode_escape(const char *p, const char *end, unsigned *cp) {
 
 /* A string at j->p (its opening quote), checked: valid escapes, no raw control characters,
  * valid UTF-8. */
-static int read_string(Json *j, Str *out) {
+static inline int read_string(Json *j, Str *out) {
     const unsigned char *p = (const unsigned char *)j->p + 1, *end = (const unsigned char *)j->end;
     const unsigned char *start = p;
     int escaped = 0, ascii = 1;
@@ -234,7 +234,7 @@ static int read_string(Json *j, Str *out) {
 }
 
 /* The decoded bytes of a string token read_string checked (escapes resolved) into `scratch`. */
-static int unescape(const Str *str, Buf *scratch) {
+static inline int unescape(const Str *str, Buf *scratch) {
     scratch->n = 0;
     const char *p = str->s, *end = str->s + str->n;
     while (p < end) {
@@ -273,7 +273,7 @@ static int unescape(const Str *str, Buf *scratch) {
 
 /* A string token's decoded bytes: the token itself when it has no escapes (no copy), else
  * j->scratch, valid until the next decode_string. */
-static int decode_string(Json *j, const Str *str, const char **s, Py_ssize_t *n) {
+static inline int decode_string(Json *j, const Str *str, const char **s, Py_ssize_t *n) {
     if (!str->escaped) {
         *s = str->s;
         *n = str->n;
@@ -287,7 +287,7 @@ static int decode_string(Json *j, const Str *str, const char **s, Py_ssize_t *n)
 }
 
 /* A number token, checked against JSON's grammar; *integer says it has no fraction/exponent. */
-static int read_number(Json *j, Span *out, int *integer) {
+static inline int read_number(Json *j, Span *out, int *integer) {
     const char *p = j->p, *end = j->end;
     if (p < end && *p == '-')
         p++;
@@ -325,7 +325,7 @@ static int read_number(Json *j, Span *out, int *integer) {
 }
 
 /* true, false or null at j->p: its text in *out. */
-static int read_literal(Json *j, Span *out) {
+static inline int read_literal(Json *j, Span *out) {
     static const char *words[] = {"true", "false", "null"};
     for (int i = 0; i < 3; i++) {
         Py_ssize_t n = (Py_ssize_t)strlen(words[i]);
@@ -340,7 +340,7 @@ static int read_literal(Json *j, Span *out) {
 }
 
 /* Whether `null` stands at j->p; consumed if so. */
-static int take_null(Json *j) {
+static inline int take_null(Json *j) {
     if (j->end - j->p >= 4 && memcmp(j->p, "null", 4) == 0) {
         j->p += 4;
         return 1;
@@ -349,7 +349,7 @@ static int take_null(Json *j) {
 }
 
 /* After a member or an item: 1 if a ',' follows, 0 at the closing bracket (consumed). */
-static int after_element(Json *j, char close) {
+static inline int after_element(Json *j, char close) {
     skip_ws(j);
     if (j->p < j->end && *j->p == ',') {
         j->p++;
@@ -363,7 +363,7 @@ static int after_element(Json *j, char close) {
 }
 
 /* Whether the container at j->p (its opening bracket) is empty; consumes it either way. */
-static int opens_empty(Json *j, char close) {
+static inline int opens_empty(Json *j, char close) {
     j->p++;
     skip_ws(j);
     if (j->p < j->end && *j->p == close) {
@@ -374,7 +374,7 @@ static int opens_empty(Json *j, char close) {
 }
 
 /* The ':' after a member's name (white space around it allowed). */
-static int read_colon(Json *j) {
+static inline int read_colon(Json *j) {
     skip_ws(j);
     if (j->p >= j->end || *j->p != ':')
         return DECLINE;
@@ -383,7 +383,7 @@ static int read_colon(Json *j) {
 }
 
 /* A member's name and the ':' after it; an escaped name only where `escaped_ok`. */
-static int read_member_name(Json *j, Str *key, int escaped_ok) {
+static inline int read_member_name(Json *j, Str *key, int escaped_ok) {
     skip_ws(j);
     if (j->p >= j->end || *j->p != '"' || read_string(j, key) < 0 || (key->escaped && !escaped_ok))
         return DECLINE;
@@ -391,7 +391,7 @@ static int read_member_name(Json *j, Str *key, int escaped_ok) {
 }
 
 /* Skip one value, checking it is JSON (msgspec checks what it skips too). */
-static int skip_value(Json *j, int depth) {
+static inline int skip_value(Json *j, int depth) {
     Str str;
     Span span;
     int integer, rc;
@@ -428,7 +428,7 @@ static int skip_value(Json *j, int depth) {
 
 /* Skip one value of JSON text that has been checked already (msgspec cut it out of a page):
  * only its end is looked for, a few times faster than skip_value, which checks as it goes. */
-static int skip_checked_value(Json *j) {
+static inline int skip_checked_value(Json *j) {
     int depth = 0;
     do {
         skip_ws(j);
