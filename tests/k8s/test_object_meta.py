@@ -11,29 +11,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any
 
 import pytest
 from meshsync_k8s import raw_json
 from meshsync_testkit.seed import bulk_objects
 
 from tests.file.test_yaml_writer import STRINGS
+from tests.nats.test_cwire import spellings
 
 pytestmark = pytest.mark.skipif(
     raw_json.c_identity is None, reason="the C reader is not built (pure-Python install)"
 )
-
-
-def spellings(obj: Any) -> list[bytes]:
-    """The object as JSON several ways: escaped or raw UTF-8, compact, spaced or indented."""
-    out = []
-    for ensure_ascii in (True, False):
-        for separators in ((",", ":"), (", ", ": ")):
-            with contextlib.suppress(UnicodeEncodeError):  # lone surrogates
-                text = json.dumps(obj, ensure_ascii=ensure_ascii, separators=separators)
-                out.append(text.encode())
-    out.append(json.dumps(obj, indent=2).encode())
-    return out
 
 
 def same_or_declined(raw: bytes) -> bool:

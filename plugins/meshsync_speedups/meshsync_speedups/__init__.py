@@ -1,4 +1,4 @@
-"""The compiled fast paths of MeshSync's NATS and file plugins.
+"""The compiled fast paths of MeshSync's built-in plugins (k8s, NATS, file).
 
 Each extension module here is optional: a plugin imports it inside ``try``/``except
 ImportError`` and runs its own Python code when it is missing (no compiler at install time, or

@@ -739,7 +739,7 @@ static int json_map(Buf *b, Json *j, Py_ssize_t indent, Py_ssize_t first, const 
         if ((rc = read_colon(j)) < 0)
             break;
         if (skip != NULL && klen == skip_len && memcmp(k, skip, klen) == 0) {
-            if ((rc = skip_value(j, j->depth)) < 0)
+            if ((rc = skip_checked_value(j)) < 0) /* left out unread: by its brackets */
                 break;
         } else {
             if ((rc = spaces(b, prefix)) < 0 || (rc = write_key(b, k, klen, indent, &explicit_key)) < 0 ||

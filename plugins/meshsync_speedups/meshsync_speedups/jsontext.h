@@ -54,29 +54,35 @@ static inline int put(Buf *b, const char *s, Py_ssize_t len) {
 
 #define PUT_LIT(b, s) put((b), (s), (Py_ssize_t)(sizeof(s) - 1))
 
-static inline int put_utf8(Buf *b, unsigned cp) {
-    char u[4];
-    Py_ssize_t n;
+/* The UTF-8 bytes of code point cp at o (room for 4); how many. */
+static inline int utf8_encode(char *o, unsigned cp) {
     if (cp < 0x80) {
-        u[0] = (char)cp;
-        n = 1;
-    } else if (cp < 0x800) {
-        u[0] = (char)(0xC0 | (cp >> 6));
-        u[1] = (char)(0x80 | (cp & 0x3F));
-        n = 2;
-    } else if (cp < 0x10000) {
-        u[0] = (char)(0xE0 | (cp >> 12));
-        u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[2] = (char)(0x80 | (cp & 0x3F));
-        n = 3;
-    } else {
-        u[0] = (char)(0xF0 | (cp >> 18));
-        u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-        u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        u[3] = (char)(0x80 | (cp & 0x3F));
-        n = 4;
+        o[0] = (char)cp;
+        return 1;
     }
-    return put(b, u, n);
+    if (cp < 0x800) {
+        o[0] = (char)(0xC0 | (cp >> 6));
+        o[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        o[0] = (char)(0xE0 | (cp >> 12));
+        o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        o[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | (cp >> 18));
+    o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    o[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+static inline int put_utf8(Buf *b, unsigned cp) {
+    if (grow(b, 4) < 0)
+        return -1;
+    b->n += utf8_encode(b->p + b->n, cp);
+    return 0;
 }
 
 /* ---- reading JSON ----------------------------------------------------------------------- */
@@ -236,38 +242,36 @@ static inline int read_string(Json *j, Str *out) {
 /* The decoded bytes of a string token read_string checked (escapes resolved) into `scratch`. */
 static inline int unescape(const Str *str, Buf *scratch) {
     scratch->n = 0;
+    if (grow(scratch, str->n) < 0) /* decoded text is never longer than its token */
+        return -1;
+    char *o = scratch->p;
     const char *p = str->s, *end = str->s + str->n;
     while (p < end) {
-        const char *run = p;
-        while (p < end && *p != '\\')
-            p++;
-        if (put(scratch, run, p - run) < 0)
-            return -1;
-        if (p >= end)
+        /* memchr to the next backslash: the runs between escapes in one copy each */
+        const char *escape = memchr(p, '\\', end - p);
+        const char *run_end = escape != NULL ? escape : end;
+        memcpy(o, p, run_end - p);
+        o += run_end - p;
+        p = run_end;
+        if (escape == NULL)
             break;
-        char e = p[1], one = 0;
-        switch (e) {
-        case '"': one = '"'; break;
-        case '\\': one = '\\'; break;
-        case '/': one = '/'; break;
-        case 'b': one = '\b'; break;
-        case 'f': one = '\f'; break;
-        case 'n': one = '\n'; break;
-        case 'r': one = '\r'; break;
-        case 't': one = '\t'; break;
-        default: break;
-        }
-        if (e != 'u') {
-            if (put(scratch, &one, 1) < 0)
-                return -1;
-            p += 2;
+        switch (p[1]) {
+        case 'u': {
+            unsigned cp;
+            p += unicode_escape(p, end, &cp); /* checked by read_string: 6 or 12 */
+            o += utf8_encode(o, cp);
             continue;
         }
-        unsigned cp;
-        p += unicode_escape(p, end, &cp); /* checked by read_string: 6 or 12 */
-        if (put_utf8(scratch, cp) < 0)
-            return -1;
+        case 'b': *o++ = '\b'; break;
+        case 'f': *o++ = '\f'; break;
+        case 'n': *o++ = '\n'; break;
+        case 'r': *o++ = '\r'; break;
+        case 't': *o++ = '\t'; break;
+        default: *o++ = p[1]; /* " \\ / */
+        }
+        p += 2;
     }
+    scratch->n = o - scratch->p;
     return 0;
 }
 
@@ -293,9 +297,10 @@ static inline int read_number(Json *j, Span *out, int *integer) {
         p++;
     if (p >= end || *p < '0' || *p > '9')
         return DECLINE;
-    if (*p == '0')
-        p++;
-    else
+    if (*p == '0') {
+        if (++p < end && *p >= '0' && *p <= '9')
+            return DECLINE; /* a leading zero */
+    } else
         while (p < end && *p >= '0' && *p <= '9')
             p++;
     *integer = 1;
@@ -427,47 +432,52 @@ static inline int skip_value(Json *j, int depth) {
 }
 
 /* Skip one value of JSON text that has been checked already (msgspec cut it out of a page):
- * only its end is looked for, a few times faster than skip_value, which checks as it goes. */
+ * only its end is looked for, by its quotes and brackets, several times faster than skip_value,
+ * which checks every token as it goes. */
 static inline int skip_checked_value(Json *j) {
+    const char *p = j->p, *end = j->end;
     int depth = 0;
     do {
-        skip_ws(j);
-        if (j->p >= j->end)
+        while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+            p++;
+        if (p >= end)
             return DECLINE;
-        char c = *j->p;
+        char c = *p;
         if (c == '"') {
-            const char *p = j->p + 1;
-            for (;;) { /* memchr to the next quote: whole cache lines per step */
-                p = memchr(p, '"', j->end - p);
-                if (p == NULL)
+            const char *q = p + 1;
+            for (;;) { /* memchr to the next quote: long strings (annotations) in big steps */
+                q = memchr(q, '"', end - q);
+                if (q == NULL)
                     return DECLINE;
-                const char *q = p;
-                while (q > j->p + 1 && q[-1] == '\\')
-                    q--;
-                if (((p - q) & 1) == 0) /* an even run of backslashes: not escaped */
+                const char *r = q;
+                while (r > p + 1 && r[-1] == '\\')
+                    r--;
+                if (((q - r) & 1) == 0) /* an even run of backslashes before it: its end */
                     break;
-                p++;
+                q++;
             }
-            j->p = p + 1;
+            p = q + 1;
         } else if (c == '{' || c == '[') {
             depth++;
-            j->p++;
+            p++;
         } else if (c == '}' || c == ']') {
             if (--depth < 0)
                 return DECLINE;
-            j->p++;
+            p++;
         } else if (c == ',' || c == ':') {
             if (depth == 0)
                 return DECLINE;
-            j->p++;
-        } else {
-            const char *start = j->p; /* a number or a literal: up to what ends it */
-            while (j->p < j->end && !strchr(",:]} \n\r\t", *j->p))
-                j->p++;
-            if (j->p == start)
+            p++;
+        } else { /* a number or a literal: up to what ends it */
+            const char *start = p;
+            while (p < end && *p != ',' && *p != ']' && *p != '}' && *p != ':' && *p != ' ' &&
+                   *p != '\n' && *p != '\r' && *p != '\t')
+                p++;
+            if (p == start)
                 return DECLINE;
         }
     } while (depth > 0);
+    j->p = p;
     return 0;
 }
 
