@@ -456,7 +456,7 @@ static PyObject *envelope(PyObject *self, PyObject *args) {
     Json j = {view.buf, (const char *)view.buf + view.len, {NULL, 0, 0}, 0};
     Fields f;
     memset(&f, 0, sizeof(f));
-    Buf b = {NULL, 0, 0}, scratch = {NULL, 0, 0};
+    Buf b = {NULL, 0, 0}; /* the decoded strings that had escapes go to j.scratch */
     PyObject *out = NULL;
     int rc = read_object(&j, &f);
     if (rc == 0 && (f.kind.escaped || f.api_version.escaped))
@@ -465,7 +465,7 @@ static PyObject *envelope(PyObject *self, PyObject *args) {
         name_is(&f.api_version, "v1"))
         rc = DECLINE; /* its URLs are worked out from the decoded object */
     if (rc == 0 && (rc = grow(&b, view.len + view.len / 4 + 512)) == 0)
-        rc = write_message(&b, &f, event_type, cluster_id, kind, api_version, &scratch);
+        rc = write_message(&b, &f, event_type, cluster_id, kind, api_version, &j.scratch);
     if (rc == 0)
         out = PyBytes_FromStringAndSize(b.p, b.n);
     else if (rc == DECLINE && !PyErr_Occurred())
@@ -473,7 +473,7 @@ static PyObject *envelope(PyObject *self, PyObject *args) {
     PyMem_Free(f.labels);
     PyMem_Free(f.annotations);
     PyMem_Free(b.p);
-    PyMem_Free(scratch.p);
+    PyMem_Free(j.scratch.p);
     PyBuffer_Release(&view);
     return out;
 }
